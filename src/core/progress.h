@@ -1,0 +1,29 @@
+// A one-line progress bar on stderr for long jobs. It draws only when stderr
+// is a terminal, so logs and CI output stay clean.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace qf {
+
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, int64_t total);
+  ~ProgressBar();
+  void advance(int64_t n = 1);
+  void finish();
+  bool enabled() const { return enabled_; }
+
+ private:
+  void draw(bool force);
+  std::string label_;
+  int64_t total_;
+  int64_t done_ = 0;
+  bool enabled_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+}  // namespace qf

@@ -1,0 +1,87 @@
+#include "core/thread_pool.h"
+
+#include <algorithm>
+
+namespace qf {
+namespace {
+
+std::pair<int64_t, int64_t> chunk(int64_t n, int parts, int index) {
+  const int64_t base = n / parts, extra = n % parts;
+  const int64_t begin = index * base + std::min<int64_t>(index, extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads > 0 ? n_threads : std::max(1u, std::thread::hardware_concurrency())) {
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::worker_loop(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    const std::function<void(int64_t, int64_t)>* job;
+    int64_t n;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+      n = job_n_;
+    }
+    const auto [begin, end] = chunk(n, n_threads_, index);
+    std::exception_ptr err;
+    if (begin < end) {
+      try {
+        (*job)(begin, end);
+      } catch (...) {
+        err = std::current_exception();
+      }
+    }
+    std::lock_guard lock(mutex_);
+    if (err && !error_) error_ = err;
+    if (--pending_ == 0) done_.notify_one();
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n_threads_ == 1 || n == 1) {
+    fn(0, n);
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    job_ = &fn;
+    job_n_ = n;
+    error_ = nullptr;
+    pending_ = n_threads_ - 1;
+    ++generation_;
+  }
+  wake_.notify_all();
+  std::exception_ptr mine;
+  const auto [begin, end] = chunk(n, n_threads_, 0);
+  try {
+    if (begin < end) fn(begin, end);
+  } catch (...) {
+    mine = std::current_exception();
+  }
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [&] { return pending_ == 0; });
+  job_ = nullptr;
+  if (mine) std::rethrow_exception(mine);
+  if (error_) std::rethrow_exception(error_);
+}
+
+}  // namespace qf
