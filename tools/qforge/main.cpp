@@ -1,1 +1,41 @@
-int main() { return 0; }
+// qforge: the command-line face of the QuantForge library. Each subcommand
+// lives in its own file and only parses flags and calls the library; every
+// failure becomes one line on stderr and a non-zero exit.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "core/error.h"
+#include "inspect_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"QuantForge: quantize transformer language models and measure what it costs"};
+  app.set_version_flag("--version", std::string("qforge ") + QF_VERSION);
+  app.require_subcommand(1);
+  qf::cli::register_inspect(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, not CLI11's multi-line banner, so scripts can show it as is.
+    fmt::print(stderr, "qforge: error: {} (see 'qforge --help')\n", e.what());
+    return 2;
+  } catch (const qf::Error& e) {
+    fmt::print(stderr, "qforge: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "qforge: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "qforge: internal error: {}\n", e.what());
+    return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite: unit and integration tests in release,
+# the same tests under AddressSanitizer + UBSan, and a short libFuzzer run of
+# every parser fuzz target.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+fuzz_seconds=${QF_FUZZ_SECONDS:-60}
+
+bash scripts/install-deps.sh
+
+echo "== release build + tests"
+cmake --preset release
+cmake --build --preset release -j "$jobs"
+ctest --preset release -j "$jobs"
+
+echo "== asan/ubsan build + tests"
+cmake --preset asan
+cmake --build --preset asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs"
+
+echo "== fuzz (${fuzz_seconds}s per target)"
+cmake --preset fuzz
+cmake --build --preset fuzz -j "$jobs"
+for target in build/fuzz/fuzz/*_fuzz; do
+  name=$(basename "$target" _fuzz)
+  corpus=$(mktemp -d)
+  cp -r "fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
+  "$target" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+  rm -rf "$corpus"
+done
+echo "== all tests passed"

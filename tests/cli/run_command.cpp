@@ -1,0 +1,47 @@
+#include "run_command.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace qf::test {
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+CommandResult run_qforge(const std::string& args) {
+  static int counter = 0;
+  const auto base = std::filesystem::temp_directory_path() /
+                    ("qf_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  const auto out = base.string() + ".out", err = base.string() + ".err";
+  const std::string cmd = std::string(QF_QFORGE_BIN) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
+  return r;
+}
+
+int count_lines(const std::string& text) {
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) ++n;
+  return n;
+}
+
+}  // namespace qf::test

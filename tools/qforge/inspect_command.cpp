@@ -1,0 +1,212 @@
+#include "inspect_command.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "analysis/scheme_error.h"
+#include "analysis/tensor_stats.h"
+#include "core/thread_pool.h"
+#include "formats/checkpoint.h"
+#include "quant/scheme.h"
+
+namespace qf::cli {
+namespace {
+
+struct InspectOptions {
+  std::string path;
+  std::vector<std::string> schemes;
+  bool json = false;
+  bool brief = false;
+  int threads = 0;
+};
+
+struct TensorReport {
+  analysis::TensorStats stats;
+  std::vector<analysis::TensorQuantError> errors;  // one per scheme
+};
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} {}", b, units[u]) : fmt::format("{:.2f} {}", b, units[u]);
+}
+
+// JSON has no Inf: an exact reconstruction reports SQNR as null.
+nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+std::string db(double v) { return std::isfinite(v) ? fmt::format("{:.2f}", v) : "exact"; }
+
+void print_text(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme>& schemes,
+                const std::vector<TensorReport>& reports, const std::vector<analysis::SchemeSummary>& summaries,
+                bool brief) {
+  const auto& base = summaries.front();
+  fmt::print("{}: {} checkpoint, {} tensors, {} parameters, {}\n", ckpt.path, ckpt.format, ckpt.tensors.size(),
+             base.params, human_bytes(static_cast<double>(base.original_bytes)));
+  if (!brief) {
+    fmt::print("\n{:<48} {:>5} {:>12} {:>10} {:>10} {:>10} {:>10} {:>9} {:>7} {:>6}\n", "tensor", "dtype", "shape",
+               "bytes", "min", "max", "mean", "std", "kurt", ">6sd");
+    for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
+      const auto& t = ckpt.tensors[i].tensor;
+      const auto& s = reports[i].stats;
+      fmt::print("{:<48} {:>5} {:>12} {:>10} {:>10.4g} {:>10.4g} {:>10.3g} {:>9.4g} {:>7.2f} {:>6}{}\n",
+                 ckpt.tensors[i].name, dtype_name(t.dtype()), shape_to_string(t.shape()), t.nbytes(), s.min, s.max,
+                 s.mean, s.std, s.kurtosis, s.outliers,
+                 s.non_finite ? fmt::format("  ({} NaN/Inf)", s.non_finite) : std::string());
+    }
+    for (size_t k = 0; k < schemes.size(); ++k) {
+      fmt::print("\nscheme {} (round to nearest; vectors kept as stored)\n", schemes[k].to_string());
+      fmt::print("{:<48} {:>10} {:>6} {:>9} {:>11} {:>10} {:>9}\n", "tensor", "bytes", "bpw", "SQNR dB", "MSE",
+                 "max|err|", "cosine");
+      for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
+        const auto& e = reports[i].errors[k];
+        if (!e.quantized) continue;
+        fmt::print("{:<48} {:>10} {:>6.3f} {:>9} {:>11.4e} {:>10.4g} {:>9.6f}\n", ckpt.tensors[i].name,
+                   e.quantized_bytes, 8.0 * static_cast<double>(e.quantized_bytes) / static_cast<double>(e.numel),
+                   db(e.metrics.sqnr_db), e.metrics.mse, e.metrics.max_abs, e.metrics.cosine);
+      }
+    }
+    fmt::print("\n");
+  }
+  if (schemes.empty()) return;
+  fmt::print("{:<24} {:>8} {:>12} {:>7} {:>9} {:>11} {:>11}\n", "scheme", "bits/w", "size", "ratio", "SQNR dB",
+             "MSE", "worst dB");
+  fmt::print("{:<24} {:>8.3f} {:>12} {:>7.2f} {:>9} {:>11} {:>11}\n", "(as stored)",
+             8.0 * static_cast<double>(base.original_bytes) / static_cast<double>(base.params),
+             human_bytes(static_cast<double>(base.original_bytes)), 1.0, "-", "-", "-");
+  for (size_t k = 0; k < schemes.size(); ++k) {
+    const auto& s = summaries[k + 1];
+    fmt::print("{:<24} {:>8.3f} {:>12} {:>7.2f} {:>9} {:>11.4e} {:>11}\n", schemes[k].to_string(), s.bits_per_weight,
+               human_bytes(static_cast<double>(s.quantized_bytes)),
+               static_cast<double>(s.original_bytes) / static_cast<double>(s.quantized_bytes), db(s.sqnr_db), s.mse,
+               db(s.worst_sqnr_db));
+  }
+}
+
+void print_json(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme>& schemes,
+                const std::vector<TensorReport>& reports, const std::vector<analysis::SchemeSummary>& summaries) {
+  using nlohmann::json;
+  json out;
+  out["path"] = ckpt.path;
+  out["format"] = ckpt.format;
+  out["metadata"] = ckpt.metadata;
+  out["params"] = summaries.front().params;
+  out["bytes"] = summaries.front().original_bytes;
+  json tensors = json::array();
+  for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
+    const auto& t = ckpt.tensors[i].tensor;
+    const auto& s = reports[i].stats;
+    json jt = {{"name", ckpt.tensors[i].name},
+               {"dtype", dtype_name(t.dtype())},
+               {"shape", t.shape()},
+               {"bytes", t.nbytes()},
+               {"stats",
+                {{"min", s.min},
+                 {"max", s.max},
+                 {"mean", s.mean},
+                 {"std", s.std},
+                 {"kurtosis", s.kurtosis},
+                 {"outliers_6sd", s.outliers},
+                 {"non_finite", s.non_finite}}}};
+    json js = json::object();
+    for (size_t k = 0; k < schemes.size(); ++k) {
+      const auto& e = reports[i].errors[k];
+      if (!e.quantized) continue;
+      js[schemes[k].to_string()] = {{"bytes", e.quantized_bytes},
+                                    {"sqnr_db", finite_or_null(e.metrics.sqnr_db)},
+                                    {"mse", e.metrics.mse},
+                                    {"max_abs_error", e.metrics.max_abs},
+                                    {"cosine", e.metrics.cosine}};
+    }
+    if (!schemes.empty()) jt["schemes"] = js;
+    tensors.push_back(std::move(jt));
+  }
+  out["tensors"] = std::move(tensors);
+  json js = json::array();
+  for (size_t k = 0; k < schemes.size(); ++k) {
+    const auto& s = summaries[k + 1];
+    js.push_back({{"scheme", schemes[k].to_string()},
+                  {"bytes", s.quantized_bytes},
+                  {"bits_per_weight", s.bits_per_weight},
+                  {"sqnr_db", finite_or_null(s.sqnr_db)},
+                  {"mse", s.mse},
+                  {"worst_sqnr_db", finite_or_null(s.worst_sqnr_db)}});
+  }
+  out["schemes"] = std::move(js);
+  fmt::print("{}\n", out.dump(2));
+}
+
+void run_inspect(const InspectOptions& opt) {
+  std::vector<quant::Scheme> schemes;
+  for (const auto& spec : opt.schemes) schemes.push_back(quant::Scheme::parse(spec));
+  const formats::Checkpoint ckpt = formats::open_checkpoint(opt.path);
+
+  // Tensors are independent: spread them over the threads; each thread holds
+  // at most one tensor's fp32 copy and its reconstruction at a time.
+  std::vector<TensorReport> reports(ckpt.tensors.size());
+  ThreadPool pool(opt.threads);
+  pool.parallel_for(static_cast<int64_t>(ckpt.tensors.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const auto& named = ckpt.tensors[static_cast<size_t>(i)];
+      with_context(named.name, [&] {
+        const Tensor& t = named.tensor;
+        auto& r = reports[static_cast<size_t>(i)];
+        if (t.dtype() == DType::Bool || t.numel() == 0) {
+          r.stats.count = t.numel();
+        } else {
+          const auto values = t.to_f32_vector();
+          r.stats = analysis::compute_stats(values);
+        }
+        for (const auto& scheme : schemes) r.errors.push_back(analysis::evaluate_scheme(t, scheme));
+      });
+    }
+  });
+
+  std::vector<analysis::SchemeSummary> summaries;
+  {
+    std::vector<analysis::TensorQuantError> stored;
+    for (const auto& named : ckpt.tensors)
+      stored.push_back({false, named.tensor.numel(), named.tensor.nbytes(), named.tensor.nbytes(), 0, 0, {}});
+    summaries.push_back(analysis::summarize(stored));
+  }
+  for (size_t k = 0; k < schemes.size(); ++k) {
+    std::vector<analysis::TensorQuantError> per_tensor;
+    for (const auto& r : reports) per_tensor.push_back(r.errors[k]);
+    summaries.push_back(analysis::summarize(per_tensor));
+  }
+  if (opt.json) {
+    print_json(ckpt, schemes, reports, summaries);
+  } else {
+    print_text(ckpt, schemes, reports, summaries, opt.brief);
+  }
+}
+
+}  // namespace
+
+void register_inspect(CLI::App& app) {
+  auto opt = std::make_shared<InspectOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "List a checkpoint's tensors with distribution statistics, and what quantization schemes would cost");
+  cmd->add_option("file", opt->path,
+                  "safetensors file, sharded index (model.safetensors.index.json), model folder, or llama2.c .bin")
+      ->required();
+  cmd->add_option("-s,--scheme", opt->schemes,
+                   "quantization scheme(s) to evaluate with round-to-nearest, e.g. int8:channel, int4:g128:asym, "
+                   "nf4:g64, fp8e4m3 (comma-separated or repeated)")
+      ->delimiter(',');
+  cmd->add_flag("--json", opt->json, "machine-readable output");
+  cmd->add_flag("--brief", opt->brief, "only the per-scheme summary table");
+  cmd->add_option("-t,--threads", opt->threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->callback([opt] { run_inspect(*opt); });
+}
+
+}  // namespace qf::cli
