@@ -14,12 +14,16 @@ ProgressBar::ProgressBar(std::string label, int64_t total)
 ProgressBar::~ProgressBar() { finish(); }
 
 void ProgressBar::advance(int64_t n) {
+  if (!enabled_) return;
+  std::lock_guard lock(mutex_);
   done_ = std::min(total_, done_ + n);
   draw(done_ == total_);
 }
 
 void ProgressBar::finish() {
-  if (!enabled_ || finished_) return;
+  if (!enabled_) return;
+  std::lock_guard lock(mutex_);
+  if (finished_) return;
   draw(true);
   std::fputc('\n', stderr);
   finished_ = true;

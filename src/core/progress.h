@@ -1,9 +1,11 @@
 // A one-line progress bar on stderr for long jobs. It draws only when stderr
-// is a terminal, so logs and CI output stay clean.
+// is a terminal, so logs and CI output stay clean. advance() may be called
+// from worker threads.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace qf {
@@ -18,6 +20,7 @@ class ProgressBar {
 
  private:
   void draw(bool force);
+  std::mutex mutex_;
   std::string label_;
   int64_t total_;
   int64_t done_ = 0;

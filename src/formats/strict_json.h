@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -26,9 +27,6 @@ std::optional<size_t> find_invalid_utf8(std::string_view text);
 // with qf::with_context) for invalid UTF-8, NUL bytes, syntax errors, nesting
 // deeper than `max_depth` and duplicate keys in any object.
 nlohmann::ordered_json parse_strict_json(std::string_view text, int max_depth = kMaxJsonDepth);
-
-// "string", "number", "array", ... for error messages.
-std::string_view json_type_name(const nlohmann::ordered_json& value);
 
 // The value as a non-negative integer, or nullopt for anything else
 // (negative or fractional numbers, strings, ...).

@@ -11,6 +11,7 @@
 
 #include "analysis/scheme_error.h"
 #include "analysis/tensor_stats.h"
+#include "core/progress.h"
 #include "core/thread_pool.h"
 #include "formats/checkpoint.h"
 #include "quant/scheme.h"
@@ -154,6 +155,7 @@ void run_inspect(const InspectOptions& opt) {
   // at most one tensor's fp32 copy and its reconstruction at a time.
   std::vector<TensorReport> reports(ckpt.tensors.size());
   ThreadPool pool(opt.threads);
+  ProgressBar progress("inspect", static_cast<int64_t>(ckpt.tensors.size()));
   pool.parallel_for(static_cast<int64_t>(ckpt.tensors.size()), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const auto& named = ckpt.tensors[static_cast<size_t>(i)];
@@ -168,8 +170,10 @@ void run_inspect(const InspectOptions& opt) {
         }
         for (const auto& scheme : schemes) r.errors.push_back(analysis::evaluate_scheme(t, scheme));
       });
+      progress.advance();
     }
   });
+  progress.finish();
 
   std::vector<analysis::SchemeSummary> summaries;
   {
