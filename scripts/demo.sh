@@ -12,5 +12,5 @@ if [ ! -e "$model" ]; then
 fi
 cmake --preset release -S "$root" >/dev/null
 cmake --build --preset release
-schemes=int8:channel,int8:tensor,int4:g32,int4:g32:asym,int4:g128,nf4:g64,fp4:g32,fp8e4m3,int3:g32,int2:g16:asym,ternary:channel
+schemes=int8:channel,int8:tensor,int4:g32:f16scale,int4:g32:asym,int4:g128:f16scale,nf4:g64,fp4:g32,fp8e4m3,int3:g32,int2:g16:asym,ternary:channel
 exec "$root/build/release/tools/qforge/qforge" inspect "$model" --brief --scheme "$schemes"

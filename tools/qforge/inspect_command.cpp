@@ -209,7 +209,7 @@ void register_inspect(CLI::App& app) {
       ->delimiter(',');
   cmd->add_flag("--json", opt->json, "machine-readable output");
   cmd->add_flag("--brief", opt->brief, "only the per-scheme summary table");
-  cmd->add_option("-t,--threads", opt->threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-t,--threads", opt->threads, "worker threads (0 = all cores)")->check(CLI::Range(0, 4096));
   cmd->callback([opt] { run_inspect(*opt); });
 }
 

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -16,6 +17,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   qf::cli::register_inspect(app);
   try {
+    if (argc > 1 && argv[1][0] != '-') {
+      // CLI11 would only say "a subcommand is required"; name the culprit.
+      const std::string name = argv[1];
+      const auto subs = app.get_subcommands([](const CLI::App*) { return true; });
+      const bool known = std::any_of(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->check_name(name); });
+      if (!known) throw CLI::ExtrasError("unknown command '" + name + "'", CLI::ExitCodes::ExtrasError);
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
