@@ -37,9 +37,8 @@ class StrictDomBuilder {
   bool key(json::string_t& k) {
     Frame& f = stack_.back();
     if (!f.keys.insert(k).second) {
-      return error(stack_.size() == 1
-                       ? fmt::format("duplicate key \"{}\" in the top-level object", k)
-                       : fmt::format("duplicate key \"{}\" in object \"{}\"", k, f.name));
+      return error(stack_.size() == 1 ? fmt::format("duplicate key {} in the top-level object", quote(k))
+                                      : fmt::format("duplicate key {} in object {}", quote(k), quote(f.name)));
     }
     f.pending_key = std::move(k);
     return true;
@@ -49,8 +48,10 @@ class StrictDomBuilder {
                    const nlohmann::detail::exception& ex) {
     std::string what = ex.what();
     // Drop nlohmann's "[json.exception.parse_error.101] " tag; users need the rest.
-    if (const auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos)
-      what.erase(0, close + 2);
+    if (const auto tag_end = what.find("] "); what.rfind("[json.exception", 0) == 0 && tag_end != std::string::npos)
+      what.erase(0, tag_end + 2);
+    // "last read: '...'" can echo a whole multi-megabyte token.
+    if (what.size() > 300) what = what.substr(0, 300) + "...";
     return error("invalid JSON: " + what);
   }
 
@@ -163,6 +164,14 @@ nlohmann::ordered_json parse_strict_json(std::string_view text, int max_depth) {
   const bool ok = json::sax_parse(text.data(), text.data() + text.size(), &builder);
   if (!ok) fail("{}", builder.error_message().empty() ? "invalid JSON" : builder.error_message());
   return builder.take_root();
+}
+
+std::string quote(std::string_view text, size_t max_bytes) {
+  const bool cut = text.size() > max_bytes;
+  const json literal = std::string(cut ? text.substr(0, max_bytes) : text);
+  std::string out = literal.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (cut) out += "...";
+  return out;
 }
 
 std::optional<uint64_t> json_to_uint(const nlohmann::ordered_json& value) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -31,5 +32,10 @@ nlohmann::ordered_json parse_strict_json(std::string_view text, int max_depth = 
 // The value as a non-negative integer, or nullopt for anything else
 // (negative or fractional numbers, strings, ...).
 std::optional<uint64_t> json_to_uint(const nlohmann::ordered_json& value);
+
+// `text` as a JSON string literal for error messages: quotes, escapes (so a
+// hostile name cannot break the one-line message), invalid UTF-8 replaced,
+// and cut after `max_bytes` bytes.
+std::string quote(std::string_view text, size_t max_bytes = 120);
 
 }  // namespace qf::formats

@@ -1,0 +1,100 @@
+// Helpers shared by the formats tests: scratch folders, hand-assembled
+// checkpoint bytes (to build files no correct writer would produce) and
+// error-message assertions.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace qf::formats::testing {
+
+using Bytes = std::vector<std::byte>;
+
+// A fresh folder per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = std::filesystem::temp_directory_path() /
+            ("qf_formats_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
+             std::to_string(::getpid()));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+  // Names of everything in the folder (to prove nothing was left behind).
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(path_)) out.push_back(e.path().filename().string());
+    return out;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void append(Bytes& out, const void* data, size_t n) {
+  const auto* p = static_cast<const std::byte*>(data);
+  out.insert(out.end(), p, p + n);
+}
+
+inline void append_u64(Bytes& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+}
+
+// Safetensors bytes: little-endian header length, header text as given, data.
+inline Bytes safetensors_bytes(std::string_view header, size_t data_bytes = 0) {
+  Bytes out;
+  append_u64(out, header.size());
+  append(out, header.data(), header.size());
+  for (size_t i = 0; i < data_bytes; ++i) out.push_back(static_cast<std::byte>(i * 7 + 1));
+  return out;
+}
+
+inline void write_bytes(const std::string& path, const Bytes& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(f.good()) << path;
+}
+
+inline Bytes read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  Bytes out(chars.size());
+  if (!chars.empty()) std::memcpy(out.data(), chars.data(), chars.size());
+  return out;
+}
+
+// Runs `fn`, expecting a qf::Error whose message contains every fragment.
+inline void expect_error(const std::function<void()>& fn, std::initializer_list<std::string_view> fragments) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected a qf::Error mentioning \"" << *fragments.begin() << "\", but nothing was thrown";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    for (auto f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "\"" << f << "\" not in: " << message;
+  }
+}
+
+}  // namespace qf::formats::testing
