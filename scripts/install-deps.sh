@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libopenblas-dev liblapacke-dev libomp-dev
+  libsentencepiece-dev              # reads SentencePiece .model files (tokenizers)
   python3 python3-numpy             # independent references used by tests only
 )
 

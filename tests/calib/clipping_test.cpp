@@ -14,18 +14,11 @@
 namespace qf::calib {
 namespace {
 
+using testing::int_scheme;
+
 using testing::normal_values;
 using testing::quantization_mse;
 using testing::uniform_values;
-
-quant::Scheme int_scheme(int bits, bool symmetric) {
-  quant::Scheme s;
-  s.format = quant::Format::Int;
-  s.bits = bits;
-  s.symmetric = symmetric;
-  s.granularity = quant::Granularity::Tensor;
-  return s;
-}
 
 ObserverOptions options(ObserverKind kind, quant::Scheme target) {
   ObserverOptions o;

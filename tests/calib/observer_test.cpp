@@ -14,16 +14,9 @@
 namespace qf::calib {
 namespace {
 
-using ::testing::HasSubstr;
+using testing::int_scheme;
 
-quant::Scheme int_scheme(int bits, bool symmetric) {
-  quant::Scheme s;
-  s.format = quant::Format::Int;
-  s.bits = bits;
-  s.symmetric = symmetric;
-  s.granularity = quant::Granularity::Tensor;
-  return s;
-}
+using ::testing::HasSubstr;
 
 ObserverOptions options(ObserverKind kind, bool per_channel = false) {
   ObserverOptions o;

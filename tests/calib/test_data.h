@@ -58,4 +58,14 @@ inline double quantization_mse(std::span<const float> values, const quant::Affin
   return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
 }
 
+// A per-tensor integer target scheme for observers.
+inline quant::Scheme int_scheme(int bits, bool symmetric) {
+  quant::Scheme s;
+  s.format = quant::Format::Int;
+  s.bits = bits;
+  s.symmetric = symmetric;
+  s.granularity = quant::Granularity::Tensor;
+  return s;
+}
+
 }  // namespace qf::calib::testing
