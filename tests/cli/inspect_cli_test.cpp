@@ -8,13 +8,15 @@
 #include <string>
 
 #include "run_command.h"
+#include "shared_data.h"
 
 namespace qf::test {
 namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kStories = std::string(QF_SHARED_DATA) + "/stories260K/stories260K.bin";
+const std::string kStoriesFile = "stories260K/stories260K.bin";
+const std::string kStories = shared_data_path(kStoriesFile);
 
 // A bad invocation must fail with exactly one clear line on stderr.
 void expect_one_line_error(const std::string& args, const std::string& needle) {
@@ -73,7 +75,7 @@ TEST_F(InspectCli, HostileFilesAreClearErrors) {
 }
 
 TEST_F(InspectCli, InspectsStories260K) {
-  if (!fs::exists(kStories)) GTEST_SKIP() << kStories << " not present";
+  QF_REQUIRE_SHARED_DATA(kStoriesFile);
   const auto r = run_qforge("inspect " + kStories + " --json --scheme int8:channel,int4:g64 -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -81,9 +83,22 @@ TEST_F(InspectCli, InspectsStories260K) {
   EXPECT_EQ(j["params"], 260032);
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& t : j["tensors"]) shapes[t["name"]] = t["shape"].get<std::vector<int64_t>>();
-  EXPECT_EQ(shapes["model.embed_tokens.weight"], (std::vector<int64_t>{512, 64}));
-  EXPECT_EQ(shapes["model.layers.4.mlp.down_proj.weight"], (std::vector<int64_t>{64, 172}));
-  EXPECT_EQ(shapes["model.layers.0.self_attn.k_proj.weight"], (std::vector<int64_t>{32, 64}));
+  // dim 64, hidden 172, 5 layers, 8 heads of 8, 4 KV heads (kv_dim 32), vocab 512, shared classifier.
+  std::map<std::string, std::vector<int64_t>> expected = {{"model.embed_tokens.weight", {512, 64}},
+                                                          {"model.norm.weight", {64}}};
+  for (int l = 0; l < 5; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    expected[p + "input_layernorm.weight"] = {64};
+    expected[p + "post_attention_layernorm.weight"] = {64};
+    expected[p + "self_attn.q_proj.weight"] = {64, 64};
+    expected[p + "self_attn.k_proj.weight"] = {32, 64};
+    expected[p + "self_attn.v_proj.weight"] = {32, 64};
+    expected[p + "self_attn.o_proj.weight"] = {64, 64};
+    expected[p + "mlp.gate_proj.weight"] = {172, 64};
+    expected[p + "mlp.up_proj.weight"] = {172, 64};
+    expected[p + "mlp.down_proj.weight"] = {64, 172};
+  }
+  EXPECT_EQ(shapes, expected);
   ASSERT_EQ(j["schemes"].size(), 2u);
   const auto& int8 = j["schemes"][0];
   const auto& int4 = j["schemes"][1];
@@ -96,7 +111,7 @@ TEST_F(InspectCli, InspectsStories260K) {
 }
 
 TEST_F(InspectCli, TextTableListsEveryScheme) {
-  if (!fs::exists(kStories)) GTEST_SKIP() << kStories << " not present";
+  QF_REQUIRE_SHARED_DATA(kStoriesFile);
   const auto r = run_qforge("inspect " + kStories + " --brief --scheme int8:channel --scheme nf4:g64");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("260032 parameters"), std::string::npos) << r.out;
