@@ -9,6 +9,8 @@
 #include <exception>
 
 #include "core/error.h"
+#include "eval_command.h"
+#include "generate_command.h"
 #include "inspect_command.h"
 
 int main(int argc, char** argv) {
@@ -16,6 +18,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("qforge ") + QF_VERSION);
   app.require_subcommand(1);
   qf::cli::register_inspect(app);
+  qf::cli::register_eval(app);
+  qf::cli::register_generate(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {
       // CLI11 would only say "a subcommand is required"; name the culprit.

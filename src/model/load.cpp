@@ -1,0 +1,68 @@
+// load_model: from a checkpoint path to a runtime-ready Model.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "formats/checkpoint.h"
+#include "formats/llama2c.h"
+#include "formats/strict_json.h"
+#include "model/model.h"
+
+namespace qf::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+ModelConfig read_config_json(const fs::path& file) {
+  const std::string name = file.string();
+  std::ifstream in(file, std::ios::binary);
+  QF_CHECK(in.good(), "{}: cannot open", name);
+  std::ostringstream text;
+  text << in.rdbuf();
+  QF_CHECK(!in.bad(), "{}: read error", name);
+  const nlohmann::ordered_json parsed = with_context(name, [&] { return formats::parse_strict_json(text.str()); });
+  // from_hf_json takes the unordered flavour; key order carries no meaning here.
+  return ModelConfig::from_hf_json(nlohmann::json::parse(parsed.dump()), name);
+}
+
+// llama2.c q/k rows become rotate_half rows; the rest is taken as is.
+Model from_llama2c(const std::string& path) {
+  formats::Llama2cModel l = formats::read_llama2c(path);
+  ModelConfig config = ModelConfig::from_llama2c(l.config);
+  with_context(path, [&] { config.validate(""); });
+  for (auto& nt : l.tensors) {
+    const bool q = nt.name.ends_with(".self_attn.q_proj.weight");
+    const bool k = nt.name.ends_with(".self_attn.k_proj.weight");
+    if (q || k) nt.tensor = interleaved_to_half_rope_rows(nt.tensor, q ? config.n_heads : config.n_kv_heads);
+  }
+  return build_model(std::move(config), l.tensors, path);
+}
+
+}  // namespace
+
+Model load_model(const std::string& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  QF_CHECK(!ec && fs::exists(status), "{}: no such file or folder", path);
+  const fs::path p(path);
+  const fs::path folder = fs::is_directory(status) ? p : p.parent_path();
+  const fs::path config_file = (folder.empty() ? fs::path(".") : folder) / "config.json";
+  const bool has_config = fs::is_regular_file(config_file, ec);
+
+  if (!fs::is_directory(status) && p.extension() == ".bin") return from_llama2c(path);
+  if (has_config) {
+    ModelConfig config = read_config_json(config_file);
+    formats::Checkpoint ckpt = formats::open_checkpoint(path);
+    QF_CHECK(ckpt.format != "llama2c",
+             "{}: holds a llama2.c checkpoint ({}) beside a config.json; pass the .bin file itself", path,
+             ckpt.path);
+    return build_model(std::move(config), ckpt.tensors, ckpt.path);
+  }
+  formats::Checkpoint ckpt = formats::open_checkpoint(path);
+  if (ckpt.format == "llama2c") return from_llama2c(ckpt.path);
+  fail("{}: no config.json in {} (a Hugging Face checkpoint needs one to be run)", path,
+       folder.empty() ? std::string(".") : folder.string());
+}
+
+}  // namespace qf::model

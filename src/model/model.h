@@ -1,0 +1,105 @@
+// A decoder-only transformer as plain data: its ModelConfig plus every weight
+// by role. Weights that are F32 in the checkpoint stay zero-copy views into
+// the memory-mapped file; any other float dtype (F16, BF16, F8, F64) is
+// converted to an owning F32 tensor at load.
+//
+// RoPE layout: all Llama-family q/k weights here use the Hugging Face
+// "rotate_half" layout (within a head, dimension i is rotated with
+// i + head_dim/2). llama2.c (and Meta's original) checkpoints store q/k rows
+// interleaved (dimensions 2i and 2i+1 rotated together); load_model permutes
+// them into the HF layout, so the runtime knows only one layout.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "formats/named_tensor.h"
+#include "model/config.h"
+
+namespace qf::model {
+
+// One decoder layer. Matrix layouts differ by architecture because each keeps
+// its checkpoint's own orientation (no transposed copies):
+//   Llama family: nn.Linear weights, [out, in].
+//   GPT-2: Conv1D weights, [in, out].
+struct LayerWeights {
+  Tensor attn_norm;       // [hidden]   input_layernorm.weight | ln_1.weight
+  Tensor attn_norm_bias;  // [hidden]   GPT-2 ln_1.bias; empty for Llama
+
+  // Llama family attention (q/k rows in rotate_half layout).
+  Tensor wq;  // [n_heads * head_dim, hidden]
+  Tensor wk;  // [n_kv_heads * head_dim, hidden]
+  Tensor wv;  // [n_kv_heads * head_dim, hidden]
+  Tensor bq, bk, bv;  // [out] when config.attention_bias, else empty
+
+  // GPT-2 fused attention input projection (c_attn): columns are q | k | v.
+  Tensor w_qkv;  // [hidden, 3 * hidden]
+  Tensor b_qkv;  // [3 * hidden]
+
+  // Attention output projection: Llama o_proj [hidden, n_heads * head_dim];
+  // GPT-2 attn.c_proj [hidden, hidden] with bias bo.
+  Tensor wo;
+  Tensor bo;  // GPT-2 only
+
+  Tensor ffn_norm;       // [hidden]   post_attention_layernorm.weight | ln_2.weight
+  Tensor ffn_norm_bias;  // [hidden]   GPT-2 ln_2.bias
+
+  // MLP. Llama: down(silu(gate(x)) * up(x)), gate/up [intermediate, hidden],
+  // down [hidden, intermediate]. GPT-2: w_down(gelu_tanh(x w_up + b_up)) + b_down
+  // with w_up = mlp.c_fc [hidden, intermediate], w_down = mlp.c_proj [intermediate, hidden].
+  Tensor w_gate;  // Llama only
+  Tensor w_up, b_up;
+  Tensor w_down, b_down;
+};
+
+struct Model {
+  ModelConfig config;
+  std::string source;  // the file or folder it was loaded from (for messages)
+
+  Tensor embed;      // [vocab, hidden]  model.embed_tokens.weight | wte.weight
+  Tensor pos_embed;  // [max_positions, hidden]  GPT-2 wpe.weight; empty for Llama
+  std::vector<LayerWeights> layers;
+  Tensor final_norm;       // [hidden]  model.norm.weight | ln_f.weight
+  Tensor final_norm_bias;  // [hidden]  GPT-2 ln_f.bias
+  Tensor lm_head;          // [vocab, hidden]; shares embed's bytes when tied
+
+  // Every weight under its Hugging Face name (GPT-2 without the
+  // "transformer." prefix; no lm_head.weight when tied), in HF module order.
+  // q/k are in rotate_half layout whatever the source was.
+  std::vector<formats::NamedTensor> named_tensors() const;
+  // Number of distinct parameters (a tied head counts once).
+  int64_t parameter_count() const;
+};
+
+// Builds a Model from a validated config and Hugging Face-named tensors
+// (what every checkpoint reader returns). Llama family: model.embed_tokens,
+// model.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj (+ q/k/v .bias when
+// attention_bias), post_attention_layernorm, mlp.{gate,up,down}_proj},
+// model.norm, and lm_head unless tied (a present lm_head is ignored when tied,
+// as transformers does). GPT-2: wte, wpe, h.N.{ln_1, attn.c_attn, attn.c_proj,
+// ln_2, mlp.c_fc, mlp.c_proj}, ln_f, all with or without the "transformer."
+// prefix; the attention-mask buffers (h.N.attn.bias, h.N.attn.masked_bias)
+// and rotary inv_freq buffers are ignored. Throws qf::Error starting with
+// `source` naming a missing tensor, a wrong shape (expected and found), a
+// non-float dtype, a duplicate name or a tensor no role uses.
+// The views in `tensors` are shared, not copied, when they are F32.
+Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& tensors, const std::string& source);
+
+// Loads a model for the runtime from:
+//   - a Hugging Face folder: config.json + model.safetensors or a sharded
+//     model.safetensors.index.json;
+//   - a safetensors file or index with config.json beside it;
+//   - a llama2.c checkpoint (.bin file, or a folder holding one): its q/k
+//     rows are permuted to the HF rotate_half layout (owning copies of those
+//     two tensors per layer; everything else stays mapped).
+// Throws qf::Error naming the path.
+Model load_model(const std::string& path);
+
+// RoPE row layouts of a q or k projection ([n_heads * head_dim, in], any
+// float dtype, returned as F32). Within each head, interleaved row 2i + j
+// (j = 0, 1) becomes rotate_half row i + j * head_dim / 2; the inverse undoes it.
+Tensor interleaved_to_half_rope_rows(const Tensor& w, int64_t n_heads);
+Tensor half_to_interleaved_rope_rows(const Tensor& w, int64_t n_heads);
+
+}  // namespace qf::model

@@ -1,0 +1,298 @@
+#include "runtime/runtime.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "core/error.h"
+#include "runtime/kernels.h"
+
+namespace qf::runtime {
+
+namespace k = kernels;
+using model::Architecture;
+
+KVCache::KVCache(int64_t n_layers, int64_t capacity, int64_t kv_dim)
+    : n_layers_(n_layers), capacity_(capacity), kv_dim_(kv_dim) {
+  const size_t n = static_cast<size_t>(n_layers * capacity * kv_dim);
+  k_.assign(n, 0.0f);
+  v_.assign(n, 0.0f);
+}
+
+void KVCache::truncate(int64_t n) {
+  QF_CHECK(n >= 0 && n <= size_, "cannot truncate a KV cache of {} positions to {}", size_, n);
+  size_ = n;
+}
+
+void KVCache::set_size(int64_t n) {
+  QF_CHECK(n >= 0 && n <= capacity_, "KV cache size {} outside [0, {}]", n, capacity_);
+  size_ = n;
+}
+
+// Activation blocks, grown to the largest batch seen and reused.
+struct Runtime::Scratch {
+  std::vector<float> x, xn, q, att, ff1, ff2;
+  std::vector<float> cos, sin;  // [T, head_dim / 2]
+  std::vector<double> inv_freq;
+
+  static float* sized(std::vector<float>& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+    return v.data();
+  }
+};
+
+namespace {
+
+int resolve_threads(int n) {
+  return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int64_t resolve_context(const model::ModelConfig& c, int64_t requested) {
+  if (requested <= 0) return std::min(c.max_positions, kDefaultContextCap);
+  if (c.arch == Architecture::GPT2)
+    QF_CHECK(requested <= c.max_positions, "context {} exceeds gpt2's {} learned positions", requested,
+             c.max_positions);
+  return requested;
+}
+
+// Writes `bias` (or zeros when absent) into each of `rows` rows of `n` floats,
+// `ld` apart, so a following GEMM can accumulate onto it. Returns whether a
+// bias was written (the GEMM must then accumulate).
+bool preload_bias(const Tensor& bias, int64_t rows, int64_t n, float* dst, int64_t ld) {
+  if (bias.empty()) return false;
+  const float* b = bias.data<float>();
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * ld, b, static_cast<size_t>(n) * sizeof(float));
+  return true;
+}
+
+void add_bias(const Tensor& bias, int64_t rows, int64_t n, float* dst, int64_t ld) {
+  const float* b = bias.data<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) dst[r * ld + i] += b[i];
+}
+
+}  // namespace
+
+Runtime::Runtime(const model::Model& model, RuntimeOptions options)
+    : model_(model), n_threads_(resolve_threads(options.n_threads)), scratch_(std::make_unique<Scratch>()) {
+  const model::ModelConfig& c = model_.config;
+  with_context(model_.source.empty() ? std::string("model") : model_.source, [&] {
+    c.validate("");
+    QF_CHECK(c.rope_scaling.is_null(), "rope_scaling {} is not supported by the fp32 runtime",
+             c.rope_scaling.dump());
+    QF_CHECK(static_cast<int64_t>(model_.layers.size()) == c.n_layers, "model has {} layers, config says {}",
+             model_.layers.size(), c.n_layers);
+    QF_CHECK(!model_.embed.empty() && !model_.lm_head.empty() && !model_.final_norm.empty(),
+             "model is missing its embedding, head or final norm");
+    cache_ = KVCache(c.n_layers, resolve_context(c, options.context), c.kv_dim());
+  });
+  pool_ = std::make_unique<ThreadPool>(n_threads_);
+  const int64_t half = c.head_dim / 2;
+  scratch_->inv_freq.resize(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    scratch_->inv_freq[static_cast<size_t>(i)] =
+        std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+}
+
+Runtime::~Runtime() = default;
+
+void Runtime::for_rows(int64_t rows, int64_t work_per_row, const std::function<void(int64_t, int64_t)>& fn) {
+  // Below ~64K element operations a thread hand-off costs more than it saves.
+  if (n_threads_ == 1 || rows < 2 || rows * work_per_row < (int64_t{1} << 16)) {
+    fn(0, rows);
+  } else {
+    pool_->parallel_for(rows, fn);
+  }
+}
+
+Tensor Runtime::forward(std::span<const int32_t> tokens, Logits which) {
+  const model::ModelConfig& c = model_.config;
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  const int64_t p0 = cache_.size();
+  QF_CHECK(T > 0, "forward() needs at least one token");
+  QF_CHECK(p0 + T <= cache_.capacity(), "{} new tokens after {} do not fit the context of {} positions", T, p0,
+           cache_.capacity());
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t id = tokens[static_cast<size_t>(t)];
+    QF_CHECK(id >= 0 && id < c.vocab_size, "token id {} at batch index {} is outside the vocabulary [0, {})", id, t,
+             c.vocab_size);
+  }
+  k::set_blas_threads(n_threads_);
+  const int64_t out_rows = which == Logits::All ? T : 1;
+  Tensor logits = Tensor::zeros(DType::F32, {out_rows, c.vocab_size});
+  if (c.arch == Architecture::Llama) {
+    forward_llama(tokens, out_rows, logits.mutable_data<float>());
+  } else {
+    forward_gpt2(tokens, out_rows, logits.mutable_data<float>());
+  }
+  cache_.set_size(p0 + T);
+  return logits;
+}
+
+void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out) {
+  const model::ModelConfig& c = model_.config;
+  const int64_t hd = c.head_dim, n_heads = c.n_heads, group = c.n_heads / c.n_kv_heads, kvd = c.kv_dim();
+  const int64_t window = c.arch == Architecture::Llama ? c.sliding_window : 0;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float* keys = cache_.keys(layer, 0);
+  const float* values = cache_.values(layer, 0);
+  auto run = [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(p0 + T));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / n_heads, h = item % n_heads;
+      const int64_t pos = p0 + t;
+      const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+      const int64_t n = pos + 1 - lo;
+      const float* qh = q + t * q_stride + h * hd;
+      const int64_t kv_off = (h / group) * hd;
+      for (int64_t s = lo; s <= pos; ++s) {
+        scores[static_cast<size_t>(s - lo)] = k::dot(qh, keys + s * kvd + kv_off, hd) * scale;
+      }
+      k::softmax(scores.data(), n);
+      float* oh = out + t * (n_heads * hd) + h * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      for (int64_t s = lo; s <= pos; ++s) {
+        const float w = scores[static_cast<size_t>(s - lo)];
+        const float* vs = values + s * kvd + kv_off;
+        for (int64_t d = 0; d < hd; ++d) oh[d] += w * vs[d];
+      }
+    }
+  };
+  const int64_t items = T * n_heads;
+  const int64_t work = (p0 + T) * hd;  // per item, roughly
+  if (n_threads_ == 1 || items < 2 || items * work < (int64_t{1} << 15)) {
+    run(0, items);
+  } else {
+    pool_->parallel_for(items, run);
+  }
+}
+
+void Runtime::forward_llama(std::span<const int32_t> tokens, int64_t out_rows, float* logits) {
+  const model::ModelConfig& c = model_.config;
+  Scratch& s = *scratch_;
+  const int64_t T = static_cast<int64_t>(tokens.size()), p0 = cache_.size();
+  const int64_t H = c.hidden_size, hd = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
+  const int64_t half = hd / 2;
+  const float eps = c.norm_eps;
+
+  float* x = Scratch::sized(s.x, T * H);
+  float* xn = Scratch::sized(s.xn, T * H);
+  float* q = Scratch::sized(s.q, T * qd);
+  float* att = Scratch::sized(s.att, T * qd);
+  float* gate = Scratch::sized(s.ff1, T * ff);
+  float* up = Scratch::sized(s.ff2, T * ff);
+  float* cos = Scratch::sized(s.cos, T * half);
+  float* sin = Scratch::sized(s.sin, T * half);
+
+  const float* embed = model_.embed.data<float>();
+  for (int64_t t = 0; t < T; ++t)
+    std::memcpy(x + t * H, embed + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H,
+                static_cast<size_t>(H) * sizeof(float));
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(p0 + t) * s.inv_freq[static_cast<size_t>(i)];
+      cos[t * half + i] = static_cast<float>(std::cos(angle));
+      sin[t * half + i] = static_cast<float>(std::sin(angle));
+    }
+  }
+
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const model::LayerWeights& L = model_.layers[static_cast<size_t>(l)];
+    float* kc = cache_.keys(l, p0);
+    float* vc = cache_.values(l, p0);
+    const float* wn = L.attn_norm.data<float>();
+    for_rows(T, H, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wn, eps, H, xn + t * H);
+    });
+    k::linear(xn, T, H, L.wq.data<float>(), qd, q, qd, preload_bias(L.bq, T, qd, q, qd));
+    k::linear(xn, T, H, L.wk.data<float>(), kvd, kc, kvd, preload_bias(L.bk, T, kvd, kc, kvd));
+    k::linear(xn, T, H, L.wv.data<float>(), kvd, vc, kvd, preload_bias(L.bv, T, kvd, vc, kvd));
+    for_rows(T, qd + kvd, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        for (int64_t h = 0; h < c.n_heads; ++h) k::rope_half(q + t * qd + h * hd, hd, cos + t * half, sin + t * half);
+        for (int64_t h = 0; h < c.n_kv_heads; ++h)
+          k::rope_half(kc + t * kvd + h * hd, hd, cos + t * half, sin + t * half);
+      }
+    });
+    attention(l, q, qd, p0, T, att);
+    k::linear(att, T, qd, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+
+    const float* wf = L.ffn_norm.data<float>();
+    for_rows(T, H, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wf, eps, H, xn + t * H);
+    });
+    k::linear(xn, T, H, L.w_gate.data<float>(), ff, gate, ff, false);
+    k::linear(xn, T, H, L.w_up.data<float>(), ff, up, ff, false);
+    for_rows(T, ff, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * ff; i < e * ff; ++i) gate[i] = k::silu(gate[i]) * up[i];
+    });
+    k::linear(gate, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+  }
+
+  const int64_t first = T - out_rows;
+  const float* wn = model_.final_norm.data<float>();
+  for (int64_t t = 0; t < out_rows; ++t) k::rms_norm(x + (first + t) * H, wn, eps, H, xn + t * H);
+  k::linear(xn, out_rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
+}
+
+void Runtime::forward_gpt2(std::span<const int32_t> tokens, int64_t out_rows, float* logits) {
+  const model::ModelConfig& c = model_.config;
+  Scratch& s = *scratch_;
+  const int64_t T = static_cast<int64_t>(tokens.size()), p0 = cache_.size();
+  const int64_t H = c.hidden_size, ff = c.intermediate_size;
+  const float eps = c.norm_eps;
+
+  float* x = Scratch::sized(s.x, T * H);
+  float* xn = Scratch::sized(s.xn, T * H);
+  float* qkv = Scratch::sized(s.q, T * 3 * H);
+  float* att = Scratch::sized(s.att, T * H);
+  float* fc = Scratch::sized(s.ff1, T * ff);
+
+  const float* wte = model_.embed.data<float>();
+  const float* wpe = model_.pos_embed.data<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    const float* e = wte + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H;
+    const float* p = wpe + (p0 + t) * H;
+    for (int64_t i = 0; i < H; ++i) x[t * H + i] = e[i] + p[i];
+  }
+
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const model::LayerWeights& L = model_.layers[static_cast<size_t>(l)];
+    const float *w1 = L.attn_norm.data<float>(), *b1 = L.attn_norm_bias.data<float>();
+    for_rows(T, H, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w1, b1, eps, H, xn + t * H);
+    });
+    preload_bias(L.b_qkv, T, 3 * H, qkv, 3 * H);
+    k::conv1d(xn, T, H, L.w_qkv.data<float>(), 3 * H, qkv, 3 * H, /*accumulate=*/true);
+    float* kc = cache_.keys(l, p0);
+    float* vc = cache_.values(l, p0);
+    for (int64_t t = 0; t < T; ++t) {
+      std::memcpy(kc + t * H, qkv + t * 3 * H + H, static_cast<size_t>(H) * sizeof(float));
+      std::memcpy(vc + t * H, qkv + t * 3 * H + 2 * H, static_cast<size_t>(H) * sizeof(float));
+    }
+    attention(l, qkv, 3 * H, p0, T, att);
+    add_bias(L.bo, T, H, x, H);
+    k::conv1d(att, T, H, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+
+    const float *w2 = L.ffn_norm.data<float>(), *b2 = L.ffn_norm_bias.data<float>();
+    for_rows(T, H, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w2, b2, eps, H, xn + t * H);
+    });
+    preload_bias(L.b_up, T, ff, fc, ff);
+    k::conv1d(xn, T, H, L.w_up.data<float>(), ff, fc, ff, /*accumulate=*/true);
+    for_rows(T, ff, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * ff; i < e * ff; ++i) fc[i] = k::gelu_tanh(fc[i]);
+    });
+    add_bias(L.b_down, T, H, x, H);
+    k::conv1d(fc, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+  }
+
+  const int64_t first = T - out_rows;
+  const float *wf = model_.final_norm.data<float>(), *bf = model_.final_norm_bias.data<float>();
+  for (int64_t t = 0; t < out_rows; ++t) k::layer_norm(x + (first + t) * H, wf, bf, eps, H, xn + t * H);
+  k::linear(xn, out_rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
+}
+
+}  // namespace qf::runtime

@@ -1,0 +1,113 @@
+// The fp32 forward pass of a model::Model with a KV cache.
+//
+//   model::Model m = model::load_model("stories260K.bin");
+//   runtime::Runtime rt(m, {.n_threads = 4});
+//   Tensor logits = rt.forward(prompt);             // [T, vocab], positions 0..T-1
+//   Tensor next = rt.forward(std::span(&tok, 1), runtime::Logits::Last);  // [1, vocab], position T
+//
+// Every call appends its tokens' keys and values to the cache, so positions
+// continue from runtime.n_past(). A batch of T tokens runs as [T, hidden]
+// activation blocks: every linear layer is one cblas_sgemm (nn.Linear weights
+// [out, in] as X * W^T, GPT-2 Conv1D weights [in, out] as X * W, no transposed
+// copies); attention runs per (head, query) on the ThreadPool against the cache.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "model/model.h"
+
+namespace qf::runtime {
+
+struct RuntimeOptions {
+  // Threads for OpenBLAS and for our ThreadPool (attention heads, per-row
+  // work); <= 0 means std::thread::hardware_concurrency(). OpenBLAS's count is
+  // process-wide: each forward() sets it to this value.
+  int n_threads = 0;
+  // KV cache length in positions; <= 0 means the model's max_positions, capped
+  // at kDefaultContextCap to keep the cache's memory bounded. Llama-family
+  // models may be given more than max_positions; GPT-2 cannot (learned positions).
+  int64_t context = 0;
+};
+
+inline constexpr int64_t kDefaultContextCap = 4096;
+
+// Which positions forward() returns logits for.
+enum class Logits { All, Last };
+
+// fp32 keys and values of every processed position: [layers][capacity][kv_dim]
+// each, rows in position order.
+class KVCache {
+ public:
+  KVCache() = default;
+  KVCache(int64_t n_layers, int64_t capacity, int64_t kv_dim);
+
+  int64_t size() const { return size_; }  // positions held
+  int64_t capacity() const { return capacity_; }
+  int64_t kv_dim() const { return kv_dim_; }
+  void clear() { size_ = 0; }
+  // Forgets every position from `n` on (n <= size()).
+  void truncate(int64_t n);
+  void set_size(int64_t n);  // used by the runtime after a successful forward
+
+  float* keys(int64_t layer, int64_t pos) { return k_.data() + offset(layer, pos); }
+  float* values(int64_t layer, int64_t pos) { return v_.data() + offset(layer, pos); }
+  const float* keys(int64_t layer, int64_t pos) const { return k_.data() + offset(layer, pos); }
+  const float* values(int64_t layer, int64_t pos) const { return v_.data() + offset(layer, pos); }
+
+ private:
+  size_t offset(int64_t layer, int64_t pos) const {
+    return static_cast<size_t>((layer * capacity_ + pos) * kv_dim_);
+  }
+  int64_t n_layers_ = 0, capacity_ = 0, kv_dim_ = 0, size_ = 0;
+  std::vector<float> k_, v_;
+};
+
+class Runtime {
+ public:
+  // `model` must outlive the runtime. Throws qf::Error for models the fp32
+  // runtime cannot run exactly (rope_scaling) or an impossible context.
+  explicit Runtime(const model::Model& model, RuntimeOptions options = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Runs `tokens` at positions n_past() .. n_past() + T - 1 and appends them to
+  // the cache. Returns F32 logits [T, vocab] (Logits::All) or [1, vocab] for
+  // the last position only (Logits::Last). Throws qf::Error (leaving the cache
+  // unchanged) for an empty batch, a token id outside [0, vocab) or a batch
+  // that does not fit in the remaining context.
+  Tensor forward(std::span<const int32_t> tokens, Logits which = Logits::All);
+
+  int64_t n_past() const { return cache_.size(); }
+  int64_t context() const { return cache_.capacity(); }
+  void reset() { cache_.clear(); }
+  // Forgets every position from `n` on, so a shared prefix can be reused.
+  void truncate(int64_t n) { cache_.truncate(n); }
+
+  const model::Model& model() const { return model_; }
+  int n_threads() const { return n_threads_; }
+
+ private:
+  struct Scratch;
+  void forward_llama(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
+  void forward_gpt2(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
+  // Causal attention of T queries (row stride q_stride) at positions
+  // p0..p0+T-1 against layer `layer` of the cache; writes [T, n_heads*head_dim].
+  void attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out);
+  // fn(row_begin, row_end) over [0, rows), on the pool when the work is large.
+  void for_rows(int64_t rows, int64_t work_per_row, const std::function<void(int64_t, int64_t)>& fn);
+
+  const model::Model& model_;
+  int n_threads_;
+  std::unique_ptr<ThreadPool> pool_;
+  KVCache cache_;
+  std::unique_ptr<Scratch> scratch_;
+};
+
+}  // namespace qf::runtime
