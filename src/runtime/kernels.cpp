@@ -21,12 +21,22 @@ blasint blas_dim(int64_t v) {
 
 void linear(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* c, int64_t ldc, bool accumulate) {
   if (m == 0 || n == 0) return;
+  if (m == 1) {  // decode: a matrix-vector product streams W once; sgemm's packing would copy it
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, blas_dim(n), blas_dim(k), 1.0f, w, blas_dim(k), x, 1,
+                accumulate ? 1.0f : 0.0f, c, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_dim(m), blas_dim(n), blas_dim(k), 1.0f, x, blas_dim(k), w,
               blas_dim(k), accumulate ? 1.0f : 0.0f, c, blas_dim(ldc));
 }
 
 void conv1d(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* c, int64_t ldc, bool accumulate) {
   if (m == 0 || n == 0) return;
+  if (m == 1) {
+    cblas_sgemv(CblasRowMajor, CblasTrans, blas_dim(k), blas_dim(n), 1.0f, w, blas_dim(n), x, 1,
+                accumulate ? 1.0f : 0.0f, c, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_dim(m), blas_dim(n), blas_dim(k), 1.0f, x, blas_dim(k),
               w, blas_dim(n), accumulate ? 1.0f : 0.0f, c, blas_dim(ldc));
 }

@@ -1,0 +1,41 @@
+// Speed and memory of a model in the runtime, llama-bench style (pp512:
+// prompt processing; tg128: token generation), reported next to the
+// machine's memory bandwidth measured in the same run, because single-stream
+// decoding is bound by how fast the weights can be streamed from memory.
+#pragma once
+
+#include <cstdint>
+
+#include "model/model.h"
+
+namespace qf::eval {
+
+struct BenchOptions {
+  int64_t prompt_tokens = 512;  // pp: one batched forward of this many tokens
+  int64_t gen_tokens = 128;     // tg: this many single-token forwards from an empty cache
+  int repetitions = 3;          // best of
+  int n_threads = 0;
+};
+
+struct BenchResult {
+  double pp_tokens_per_s = 0;
+  double tg_tokens_per_s = 0;
+  uint64_t weight_bytes = 0;       // every weight once (a tied head counted once)
+  uint64_t decode_bytes = 0;       // weight bytes one decode step reads (embedding rows excluded)
+  double decode_weight_gbps = 0;   // decode_bytes * tg tokens/s / 1e9
+  double triad_gbps = 0;           // STREAM triad bandwidth on this many threads
+  double bound_ratio = 0;          // decode_weight_gbps / triad_gbps
+  uint64_t peak_rss_bytes = 0;     // of the process after loading and running (triad buffers excluded)
+};
+
+BenchResult run_bench(const model::Model& model, const BenchOptions& options);
+
+// STREAM triad a = b + s * c over three arrays of `bytes_per_array` (make
+// them larger than the last-level cache), best of `repetitions`, counting
+// 3 arrays of traffic per pass as STREAM does. GB/s (1e9 bytes).
+double triad_bandwidth_gbps(int n_threads, uint64_t bytes_per_array = 256ull << 20, int repetitions = 5);
+
+// Peak resident set size of this process (getrusage), bytes.
+uint64_t peak_rss_bytes();
+
+}  // namespace qf::eval
