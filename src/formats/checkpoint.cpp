@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "formats/gguf.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
 
@@ -39,6 +40,14 @@ Checkpoint from_llama2c(const std::string& path, Llama2cModel m) {
   return Checkpoint{path, "llama2c", std::move(m.tensors), std::move(meta)};
 }
 
+// GGUF: tensors under their GGUF names (row-major shapes, as stored), every
+// metadata value as one line of text (arrays summarized).
+Checkpoint from_gguf(const std::string& path, const GgufContents& c) {
+  std::map<std::string, std::string> meta;
+  for (const auto& [key, value] : c.metadata) meta.emplace(key, value.to_string());
+  return Checkpoint{path, "gguf", c.named_tensors(), std::move(meta)};
+}
+
 // A safetensors file starts with a little-endian length that fits the file,
 // followed by a JSON object.
 bool looks_like_safetensors(std::span<const std::byte> b) {
@@ -53,13 +62,15 @@ Checkpoint open_file(const std::string& path) {
     return from_safetensors(path, "safetensors-sharded", read_safetensors_index(path));
   if (ends_with(path, ".safetensors")) return from_safetensors(path, "safetensors", read_safetensors(path));
   if (ends_with(path, ".bin")) return from_llama2c(path, read_llama2c(path));
+  if (ends_with(path, ".gguf")) return from_gguf(path, read_gguf(path));
   // No telling extension: sniff the content, then parse with full checks.
   const auto file = MappedFile::open(path);
+  if (looks_like_gguf(file->bytes())) return from_gguf(path, parse_gguf(file->bytes(), path, file));
   if (looks_like_safetensors(file->bytes()))
     return from_safetensors(path, "safetensors", parse_safetensors(file->bytes(), path, file));
   if (looks_like_llama2c(file->bytes())) return from_llama2c(path, parse_llama2c(file->bytes(), path, file));
-  fail("{}: unrecognized checkpoint format (expected a safetensors file, a model.safetensors.index.json "
-       "or a llama2.c .bin file)",
+  fail("{}: unrecognized checkpoint format (expected a safetensors file, a model.safetensors.index.json, "
+       "a GGUF file or a llama2.c .bin file)",
        path);
 }
 

@@ -1,0 +1,622 @@
+#include "formats/gguf_model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "formats/strict_json.h"
+
+namespace qf::formats {
+namespace {
+
+using model::Architecture;
+using model::ModelConfig;
+using tokenizer::TokenType;
+using tokenizer::Vocab;
+using tokenizer::VocabKind;
+
+// ---------------------------------------------------------------------------
+// Tensor name and shape tables
+
+enum class Transform { None, PermuteQ, PermuteK, Transpose };
+// Symbolic dimensions of the HF shapes.
+enum class Dim { None, Hidden, QDim, KvDim, Inter, Vocab, Positions, Hidden3 };
+// When a tensor must be present.
+enum class Need { Always, IfAttentionBias, IfUntied, Optional };
+
+struct Rule {
+  std::string_view hf;    // full name (global) or the part after "<layer prefix>N."
+  std::string_view gguf;  // likewise, after "blk.N."
+  Transform transform;
+  Dim d0, d1;  // HF row-major shape; d1 None for 1-D
+  Need need;
+};
+
+constexpr Rule kLlamaGlobal[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", Transform::None, Dim::Vocab, Dim::Hidden, Need::Always},
+    {"model.norm.weight", "output_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"lm_head.weight", "output.weight", Transform::None, Dim::Vocab, Dim::Hidden, Need::IfUntied},
+};
+
+constexpr Rule kLlamaLayer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"self_attn.q_proj.weight", "attn_q.weight", Transform::PermuteQ, Dim::QDim, Dim::Hidden, Need::Always},
+    {"self_attn.q_proj.bias", "attn_q.bias", Transform::PermuteQ, Dim::QDim, Dim::None, Need::IfAttentionBias},
+    {"self_attn.k_proj.weight", "attn_k.weight", Transform::PermuteK, Dim::KvDim, Dim::Hidden, Need::Always},
+    {"self_attn.k_proj.bias", "attn_k.bias", Transform::PermuteK, Dim::KvDim, Dim::None, Need::IfAttentionBias},
+    {"self_attn.v_proj.weight", "attn_v.weight", Transform::None, Dim::KvDim, Dim::Hidden, Need::Always},
+    {"self_attn.v_proj.bias", "attn_v.bias", Transform::None, Dim::KvDim, Dim::None, Need::IfAttentionBias},
+    {"self_attn.o_proj.weight", "attn_output.weight", Transform::None, Dim::Hidden, Dim::QDim, Need::Always},
+    {"self_attn.o_proj.bias", "attn_output.bias", Transform::None, Dim::Hidden, Dim::None, Need::Optional},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", Transform::None, Dim::Inter, Dim::Hidden, Need::Always},
+    {"mlp.gate_proj.bias", "ffn_gate.bias", Transform::None, Dim::Inter, Dim::None, Need::Optional},
+    {"mlp.up_proj.weight", "ffn_up.weight", Transform::None, Dim::Inter, Dim::Hidden, Need::Always},
+    {"mlp.up_proj.bias", "ffn_up.bias", Transform::None, Dim::Inter, Dim::None, Need::Optional},
+    {"mlp.down_proj.weight", "ffn_down.weight", Transform::None, Dim::Hidden, Dim::Inter, Need::Always},
+    {"mlp.down_proj.bias", "ffn_down.bias", Transform::None, Dim::Hidden, Dim::None, Need::Optional},
+};
+
+constexpr Rule kGpt2Global[] = {
+    {"transformer.wte.weight", "token_embd.weight", Transform::None, Dim::Vocab, Dim::Hidden, Need::Always},
+    {"transformer.wpe.weight", "position_embd.weight", Transform::None, Dim::Positions, Dim::Hidden, Need::Always},
+    {"transformer.ln_f.weight", "output_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"transformer.ln_f.bias", "output_norm.bias", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"lm_head.weight", "output.weight", Transform::None, Dim::Vocab, Dim::Hidden, Need::IfUntied},
+};
+
+// HF GPT-2 Conv1D weights are [in, out]; GGUF stores them [out, in].
+constexpr Rule kGpt2Layer[] = {
+    {"ln_1.weight", "attn_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"ln_1.bias", "attn_norm.bias", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"attn.c_attn.weight", "attn_qkv.weight", Transform::Transpose, Dim::Hidden, Dim::Hidden3, Need::Always},
+    {"attn.c_attn.bias", "attn_qkv.bias", Transform::None, Dim::Hidden3, Dim::None, Need::Always},
+    {"attn.c_proj.weight", "attn_output.weight", Transform::Transpose, Dim::Hidden, Dim::Hidden, Need::Always},
+    {"attn.c_proj.bias", "attn_output.bias", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"ln_2.weight", "ffn_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"ln_2.bias", "ffn_norm.bias", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"mlp.c_fc.weight", "ffn_up.weight", Transform::Transpose, Dim::Hidden, Dim::Inter, Need::Always},
+    {"mlp.c_fc.bias", "ffn_up.bias", Transform::None, Dim::Inter, Dim::None, Need::Always},
+    {"mlp.c_proj.weight", "ffn_down.weight", Transform::Transpose, Dim::Inter, Dim::Hidden, Need::Always},
+    {"mlp.c_proj.bias", "ffn_down.bias", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+};
+
+// Buffers some HF checkpoints carry that are not weights.
+constexpr std::string_view kLlamaIgnoredLayer[] = {"self_attn.rotary_emb.inv_freq"};
+constexpr std::string_view kGpt2IgnoredLayer[] = {"attn.bias", "attn.masked_bias"};
+
+constexpr std::string_view kGgufLayerPrefix = "blk.";
+
+struct Tables {
+  std::span<const Rule> global, layer;
+  std::string_view hf_layer_prefix;
+  std::span<const std::string_view> ignored_layer;
+};
+
+Tables tables_for(Architecture arch) {
+  if (arch == Architecture::GPT2) return {kGpt2Global, kGpt2Layer, "transformer.h.", kGpt2IgnoredLayer};
+  return {kLlamaGlobal, kLlamaLayer, "model.layers.", kLlamaIgnoredLayer};
+}
+
+struct Resolved {
+  const Rule* rule = nullptr;
+  int64_t layer = -1;  // -1: not a per-layer tensor
+};
+
+// "12.rest" -> (12, "rest"); nullopt unless a canonical decimal (no sign, no
+// leading zero) of at most 9 digits is followed by a dot.
+std::optional<std::pair<int64_t, std::string_view>> split_layer(std::string_view s) {
+  size_t n = 0;
+  while (n < s.size() && n < 10 && s[n] >= '0' && s[n] <= '9') ++n;
+  if (n == 0 || n > 9 || n >= s.size() || s[n] != '.' || (n > 1 && s[0] == '0')) return std::nullopt;
+  int64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v = v * 10 + (s[i] - '0');
+  return std::pair{v, s.substr(n + 1)};
+}
+
+enum class Side { Hf, Gguf };
+
+std::optional<Resolved> resolve(std::string_view name, const Tables& t, Side side, bool* ignored = nullptr) {
+  if (ignored) *ignored = false;
+  for (const Rule& r : t.global)
+    if ((side == Side::Hf ? r.hf : r.gguf) == name) return Resolved{&r, -1};
+  const std::string_view prefix = side == Side::Hf ? t.hf_layer_prefix : kGgufLayerPrefix;
+  if (!name.starts_with(prefix)) return std::nullopt;
+  const auto split = split_layer(name.substr(prefix.size()));
+  if (!split) return std::nullopt;
+  for (const Rule& r : t.layer)
+    if ((side == Side::Hf ? r.hf : r.gguf) == split->second) return Resolved{&r, split->first};
+  if (side == Side::Hf && ignored)
+    for (std::string_view s : t.ignored_layer)
+      if (s == split->second) *ignored = true;
+  return std::nullopt;
+}
+
+std::string full_name(const Rule& r, int64_t layer, Side side, const Tables& t) {
+  const std::string_view base = side == Side::Hf ? r.hf : r.gguf;
+  if (layer < 0) return std::string(base);
+  return fmt::format("{}{}.{}", side == Side::Hf ? t.hf_layer_prefix : kGgufLayerPrefix, layer, base);
+}
+
+// GPT-2 names may come without the "transformer." prefix (the Hub's
+// safetensors files); lm_head never has it.
+std::string normalize_hf(const std::string& name, Architecture arch) {
+  if (arch == Architecture::GPT2 && !name.starts_with("transformer.") && name != "lm_head.weight")
+    return "transformer." + name;
+  return name;
+}
+
+int64_t dim_value(Dim d, const ModelConfig& c) {
+  switch (d) {
+    case Dim::None: return 0;
+    case Dim::Hidden: return c.hidden_size;
+    case Dim::QDim: return c.n_heads * c.head_dim;
+    case Dim::KvDim: return c.n_kv_heads * c.head_dim;
+    case Dim::Inter: return c.intermediate_size;
+    case Dim::Vocab: return c.vocab_size;
+    case Dim::Positions: return c.max_positions;
+    case Dim::Hidden3: return 3 * c.hidden_size;
+  }
+  return 0;
+}
+
+Shape hf_shape(const Rule& r, const ModelConfig& c) {
+  if (r.d1 == Dim::None) return {dim_value(r.d0, c)};
+  return {dim_value(r.d0, c), dim_value(r.d1, c)};
+}
+
+Shape gguf_shape(const Rule& r, const ModelConfig& c) {
+  Shape s = hf_shape(r, c);
+  if (r.transform == Transform::Transpose) std::reverse(s.begin(), s.end());
+  return s;
+}
+
+bool required(const Rule& r, const ModelConfig& c) {
+  switch (r.need) {
+    case Need::Always: return true;
+    case Need::IfAttentionBias: return c.attention_bias;
+    case Need::IfUntied: return !c.tie_embeddings;
+    case Need::Optional: return false;
+  }
+  return false;
+}
+
+// Whether q/k rows are permuted between HF and GGUF for this config.
+bool permutes(const ModelConfig& c) { return c.arch == Architecture::Llama && c.model_type != "qwen2"; }
+
+Tensor transpose_2d(const Tensor& w) {
+  const int64_t a = w.dim(0), b = w.dim(1);
+  const size_t es = dtype_size(w.dtype());
+  Tensor out = Tensor::zeros(w.dtype(), {b, a});
+  const std::byte* src = w.bytes();
+  std::byte* dst = out.mutable_bytes();
+  constexpr int64_t kTile = 32;
+  for (int64_t r0 = 0; r0 < a; r0 += kTile)
+    for (int64_t c0 = 0; c0 < b; c0 += kTile)
+      for (int64_t r = r0; r < std::min(a, r0 + kTile); ++r)
+        for (int64_t c = c0; c < std::min(b, c0 + kTile); ++c)
+          std::memcpy(dst + (c * a + r) * es, src + (r * b + c) * es, es);
+  return out;
+}
+
+Tensor permute_rope_rows(const Tensor& w, int64_t n_heads, bool to_interleaved) {
+  QF_CHECK(w.ndim() == 1 || w.ndim() == 2, "RoPE row permutation expects a matrix or a bias, got shape {}",
+           shape_to_string(w.shape()));
+  const int64_t rows = w.dim(0);
+  QF_CHECK(n_heads > 0 && rows % n_heads == 0 && (rows / n_heads) % 2 == 0,
+           "RoPE row permutation: {} rows do not split into {} heads of even size", rows, n_heads);
+  const size_t row_bytes = static_cast<size_t>(w.ndim() == 2 ? w.dim(1) : 1) * dtype_size(w.dtype());
+  Tensor out = Tensor::zeros(w.dtype(), w.shape());
+  const std::byte* src = w.bytes();
+  std::byte* dst = out.mutable_bytes();
+  const int64_t head_dim = rows / n_heads, half = head_dim / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    for (int64_t i = 0; i < half; ++i) {
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t interleaved = h * head_dim + 2 * i + j;
+        const int64_t rotate_half = h * head_dim + j * half + i;
+        const int64_t from = to_interleaved ? rotate_half : interleaved;
+        const int64_t to = to_interleaved ? interleaved : rotate_half;
+        std::memcpy(dst + to * row_bytes, src + from * row_bytes, row_bytes);
+      }
+    }
+  }
+  return out;
+}
+
+// HF layout -> GGUF layout (forward) or back.
+Tensor apply(const Rule& r, const Tensor& t, const ModelConfig& c, bool forward) {
+  switch (r.transform) {
+    case Transform::None: return t;
+    case Transform::PermuteQ:
+      return permutes(c) ? permute_rope_rows(t, c.n_heads, forward) : t;
+    case Transform::PermuteK:
+      return permutes(c) ? permute_rope_rows(t, c.n_kv_heads, forward) : t;
+    case Transform::Transpose: return transpose_2d(t);
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------
+// Metadata
+
+uint32_t as_u32(int64_t v, std::string_view what) {
+  QF_CHECK(v >= 0 && v <= static_cast<int64_t>(std::numeric_limits<uint32_t>::max()),
+           "{} {} does not fit a GGUF uint32", what, v);
+  return static_cast<uint32_t>(v);
+}
+
+GgufFileType file_type_for(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return GgufFileType::AllF32;
+    case DType::F16: return GgufFileType::MostlyF16;
+    case DType::BF16: return GgufFileType::MostlyBF16;
+    default: fail("GGUF model output dtype must be F32, F16 or BF16, got {}", dtype_name(dtype));
+  }
+}
+
+void add_vocab(GgufMetadata& m, const Vocab& vocab, const ModelConfig& c, const std::string& arch) {
+  const size_t n = vocab.tokens.size();
+  QF_CHECK(n > 0, "vocab has no tokens");
+  QF_CHECK(vocab.scores.empty() || vocab.scores.size() == n, "vocab has {} tokens but {} scores", n,
+           vocab.scores.size());
+  QF_CHECK(vocab.types.empty() || vocab.types.size() == n, "vocab has {} tokens but {} token types", n,
+           vocab.types.size());
+  QF_CHECK(static_cast<int64_t>(n) <= c.vocab_size, "vocab has {} tokens, more than the model's vocab_size {}", n,
+           c.vocab_size);
+  const bool spm = vocab.kind == VocabKind::SentencePiece;
+  std::vector<std::string> tokens = vocab.tokens;
+  std::vector<float> scores = vocab.scores;
+  std::vector<int32_t> types;
+  types.reserve(vocab.types.size());
+  for (const TokenType t : vocab.types) types.push_back(static_cast<int32_t>(t));
+  // llama.cpp needs one token per embedding row.
+  for (auto id = static_cast<int64_t>(n); id < c.vocab_size; ++id) {
+    tokens.push_back(fmt::format("[PAD{}]", id));
+    if (!scores.empty()) scores.push_back(-1000.0f);
+    if (!types.empty()) types.push_back(static_cast<int32_t>(TokenType::Unused));
+  }
+  m.add("tokenizer.ggml.model", spm ? "llama" : "gpt2");
+  if (spm)
+    m.add("tokenizer.ggml.pre", "default");
+  else if (arch == "gpt2")
+    m.add("tokenizer.ggml.pre", "gpt-2");
+  else if (arch == "qwen2")
+    m.add("tokenizer.ggml.pre", "qwen2");
+  m.add("tokenizer.ggml.tokens", std::move(tokens));
+  if (!scores.empty()) m.add("tokenizer.ggml.scores", std::move(scores));
+  if (!types.empty()) m.add("tokenizer.ggml.token_type", std::move(types));
+  if (!vocab.merges.empty()) m.add("tokenizer.ggml.merges", vocab.merges);
+  const std::pair<const char*, int32_t> ids[] = {{"bos_token_id", vocab.bos_id},
+                                                 {"eos_token_id", vocab.eos_id},
+                                                 {"unknown_token_id", vocab.unk_id},
+                                                 {"padding_token_id", vocab.pad_id}};
+  for (const auto& [key, id] : ids) {
+    if (id < 0) continue;
+    QF_CHECK(static_cast<size_t>(id) < n, "vocab {} {} is not a token id (the vocab has {} tokens)", key, id, n);
+    m.add(fmt::format("tokenizer.ggml.{}", key), static_cast<uint32_t>(id));
+  }
+  m.add("tokenizer.ggml.add_bos_token", vocab.add_bos);
+  m.add("tokenizer.ggml.add_space_prefix", vocab.add_space_prefix);
+  m.add("tokenizer.ggml.remove_extra_whitespaces", vocab.remove_extra_whitespaces);
+}
+
+// An integer key as a positive-or-zero int64.
+int64_t get_count(const GgufMetadata& m, const std::string& key) {
+  const uint64_t v = m.get_uint(key);
+  QF_CHECK(v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), "metadata key {} is {}, too large",
+           quote(key), v);
+  return static_cast<int64_t>(v);
+}
+
+int32_t get_token_id(const GgufMetadata& m, const std::string& key) {
+  if (!m.contains(key)) return -1;
+  const uint64_t v = m.get_uint(key);
+  QF_CHECK(v <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), "metadata key {} is {}, not a token id",
+           quote(key), v);
+  return static_cast<int32_t>(v);
+}
+
+bool shape_equal(const Shape& a, const Shape& b) { return a == b; }
+
+}  // namespace
+
+Tensor rope_rows_half_to_interleaved(const Tensor& w, int64_t n_heads) { return permute_rope_rows(w, n_heads, true); }
+Tensor rope_rows_interleaved_to_half(const Tensor& w, int64_t n_heads) { return permute_rope_rows(w, n_heads, false); }
+
+std::string gguf_architecture(const ModelConfig& config) {
+  if (config.arch == Architecture::GPT2) return "gpt2";
+  if (config.model_type == "llama" || config.model_type == "mistral") return "llama";
+  if (config.model_type == "qwen2") return "qwen2";
+  fail("model_type \"{}\" has no GGUF architecture (supported: llama, mistral, qwen2, gpt2)", config.model_type);
+}
+
+std::optional<std::string> hf_to_gguf_tensor_name(const std::string& hf_name, Architecture arch) {
+  const Tables t = tables_for(arch);
+  const auto r = resolve(normalize_hf(hf_name, arch), t, Side::Hf);
+  if (!r) return std::nullopt;
+  return full_name(*r->rule, r->layer, Side::Gguf, t);
+}
+
+std::optional<std::string> gguf_to_hf_tensor_name(const std::string& gguf_name, Architecture arch) {
+  const Tables t = tables_for(arch);
+  const auto r = resolve(gguf_name, t, Side::Gguf);
+  if (!r) return std::nullopt;
+  return full_name(*r->rule, r->layer, Side::Hf, t);
+}
+
+GgufMetadata gguf_model_metadata(const ModelConfig& c, const Vocab* vocab, DType dtype, const std::string& name) {
+  const std::string arch = gguf_architecture(c);
+  QF_CHECK(c.rope_scaling.is_null(), "rope_scaling {} cannot be written to GGUF yet", c.rope_scaling.dump());
+  GgufMetadata m;
+  m.add("general.architecture", arch);
+  m.add("general.name", name);
+  m.add("general.file_type", static_cast<uint32_t>(file_type_for(dtype)));
+  m.add("general.quantization_version", uint32_t{2});
+  auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
+  m.add(key("context_length"), as_u32(c.max_positions, "max_positions"));
+  m.add(key("embedding_length"), as_u32(c.hidden_size, "hidden_size"));
+  m.add(key("block_count"), as_u32(c.n_layers, "n_layers"));
+  m.add(key("feed_forward_length"), as_u32(c.intermediate_size, "intermediate_size"));
+  m.add(key("attention.head_count"), as_u32(c.n_heads, "n_heads"));
+  m.add(key("attention.head_count_kv"), as_u32(c.n_kv_heads, "n_kv_heads"));
+  if (c.arch == Architecture::GPT2) {
+    m.add(key("attention.layer_norm_epsilon"), c.norm_eps);
+  } else {
+    m.add(key("attention.layer_norm_rms_epsilon"), c.norm_eps);
+    m.add(key("rope.freq_base"), c.rope_theta);
+    m.add(key("rope.dimension_count"), as_u32(c.head_dim, "head_dim"));
+    if (c.n_heads * c.head_dim != c.hidden_size) {
+      m.add(key("attention.key_length"), as_u32(c.head_dim, "head_dim"));
+      m.add(key("attention.value_length"), as_u32(c.head_dim, "head_dim"));
+    }
+    if (c.sliding_window > 0) m.add(key("attention.sliding_window"), as_u32(c.sliding_window, "sliding_window"));
+  }
+  m.add(key("vocab_size"), as_u32(c.vocab_size, "vocab_size"));
+  if (vocab) {
+    add_vocab(m, *vocab, c, arch);
+  } else {
+    if (c.bos_token_id >= 0) m.add("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(c.bos_token_id));
+    if (c.eos_token_id >= 0) m.add("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(c.eos_token_id));
+  }
+  return m;
+}
+
+void write_gguf_model(const std::string& path, const ModelConfig& config, std::span<const NamedTensor> hf_tensors,
+                      const Vocab* vocab, const GgufModelWriteOptions& options) {
+  GgufMetadata metadata;
+  std::vector<GgufTensorSpec> plan;
+  struct Item {
+    const Rule* rule;
+    const Tensor* tensor;
+  };
+  std::vector<Item> items;
+  with_context(path, [&] {
+    config.validate("");
+    const std::string name =
+        options.name.empty() ? std::filesystem::path(path).stem().string() : options.name;
+    metadata = gguf_model_metadata(config, vocab, options.dtype, name);
+    const Tables t = tables_for(config.arch);
+    std::map<std::string, std::string> written;  // GGUF name -> HF name
+    for (const NamedTensor& nt : hf_tensors) {
+      bool ignored = false;
+      const auto r = resolve(normalize_hf(nt.name, config.arch), t, Side::Hf, &ignored);
+      if (ignored) continue;
+      if (!r)
+        fail("tensor {} is not a known {} weight name", quote(nt.name), gguf_architecture(config));
+      if (r->rule->need == Need::IfUntied && config.tie_embeddings) continue;  // tied: output falls back to token_embd
+      QF_CHECK(r->layer < config.n_layers, "tensor {} is in layer {} but the model has {} layers", quote(nt.name),
+               r->layer, config.n_layers);
+      if (r->rule->need == Need::IfAttentionBias && !config.attention_bias)
+        fail("tensor {} is a q/k/v bias but the config says attention_bias is false", quote(nt.name));
+      const Shape expected = hf_shape(*r->rule, config);
+      QF_CHECK(nt.tensor.shape() == expected, "tensor {} has shape {}, expected {} for this config", quote(nt.name),
+               shape_to_string(nt.tensor.shape()), shape_to_string(expected));
+      QF_CHECK(dtype_is_float(nt.tensor.dtype()), "tensor {} has dtype {}; a float tensor is expected",
+               quote(nt.name), dtype_name(nt.tensor.dtype()));
+      const std::string gguf_name = full_name(*r->rule, r->layer, Side::Gguf, t);
+      const auto [it, fresh] = written.emplace(gguf_name, nt.name);
+      QF_CHECK(fresh, "tensors {} and {} are the same weight ({})", quote(it->second), quote(nt.name), gguf_name);
+      const GgmlType type =
+          expected.size() >= 2 ? *ggml_type_from_dtype(options.dtype) : GgmlType::F32;
+      plan.push_back({gguf_name, type, gguf_shape(*r->rule, config)});
+      items.push_back({r->rule, &nt.tensor});
+    }
+    // Every required tensor, named on both sides in the error.
+    auto check = [&](const Rule& r, int64_t layer) {
+      if (!required(r, config)) return;
+      const std::string g = full_name(r, layer, Side::Gguf, t);
+      if (!written.contains(g)) fail("missing tensor {} (GGUF {})", quote(full_name(r, layer, Side::Hf, t)), g);
+    };
+    for (const Rule& r : t.global) check(r, -1);
+    for (int64_t l = 0; l < config.n_layers; ++l)
+      for (const Rule& r : t.layer) check(r, l);
+  });
+
+  GgufWriter writer(path, metadata, plan);
+  for (size_t i = 0; i < items.size(); ++i) {
+    Tensor source = *items[i].tensor;
+    const DType d = source.dtype();
+    if (d != DType::F32 && d != DType::F16 && d != DType::BF16) source = source.to_f32();
+    writer.write(plan[i].name, apply(*items[i].rule, source, config, true));
+  }
+  writer.finish();
+}
+
+ModelConfig gguf_model_config(const GgufMetadata& m) {
+  ModelConfig c;
+  const std::string& arch = m.get<std::string>("general.architecture");
+  if (arch == "llama") {
+    c.arch = Architecture::Llama;
+    c.model_type = "llama";
+  } else if (arch == "qwen2") {
+    c.arch = Architecture::Llama;
+    c.model_type = "qwen2";
+    c.attention_bias = true;
+  } else if (arch == "gpt2") {
+    c.arch = Architecture::GPT2;
+    c.model_type = "gpt2";
+    c.attention_bias = true;
+  } else {
+    fail("general.architecture {} is not supported (supported: llama, qwen2, gpt2)", quote(arch));
+  }
+  auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
+  c.max_positions = get_count(m, key("context_length"));
+  c.hidden_size = get_count(m, key("embedding_length"));
+  c.n_layers = get_count(m, key("block_count"));
+  c.intermediate_size = get_count(m, key("feed_forward_length"));
+  c.n_heads = get_count(m, key("attention.head_count"));
+  c.n_kv_heads = m.contains(key("attention.head_count_kv")) ? get_count(m, key("attention.head_count_kv")) : c.n_heads;
+  QF_CHECK(c.n_heads > 0, "{} must be positive", key("attention.head_count"));
+  if (m.contains(key("attention.key_length"))) {
+    c.head_dim = get_count(m, key("attention.key_length"));
+    if (m.contains(key("attention.value_length")))
+      QF_CHECK(get_count(m, key("attention.value_length")) == c.head_dim,
+               "{} differs from {}; different key and value head sizes are not supported",
+               key("attention.value_length"), key("attention.key_length"));
+  } else {
+    QF_CHECK(c.hidden_size % c.n_heads == 0, "{} {} is not a multiple of {} {}", key("embedding_length"),
+             c.hidden_size, key("attention.head_count"), c.n_heads);
+    c.head_dim = c.hidden_size / c.n_heads;
+  }
+  if (c.arch == Architecture::GPT2) {
+    c.norm_eps = static_cast<float>(m.get_float(key("attention.layer_norm_epsilon")));
+  } else {
+    c.norm_eps = static_cast<float>(m.get_float(key("attention.layer_norm_rms_epsilon")));
+    if (m.contains(key("rope.freq_base"))) c.rope_theta = static_cast<float>(m.get_float(key("rope.freq_base")));
+    if (m.contains(key("rope.dimension_count"))) {
+      const int64_t rot = get_count(m, key("rope.dimension_count"));
+      QF_CHECK(rot == c.head_dim, "{} is {} but heads have {} dimensions; partial RoPE is not supported",
+               key("rope.dimension_count"), rot, c.head_dim);
+    }
+    if (m.contains(key("attention.sliding_window")))
+      c.sliding_window = get_count(m, key("attention.sliding_window"));
+    if (m.contains(key("rope.scaling.type"))) {
+      const std::string& type = m.get<std::string>(key("rope.scaling.type"));
+      if (type != "none") {
+        c.rope_scaling = nlohmann::json{{"rope_type", type}};
+        if (m.contains(key("rope.scaling.factor"))) c.rope_scaling["factor"] = m.get_float(key("rope.scaling.factor"));
+        if (m.contains(key("rope.scaling.original_context_length")))
+          c.rope_scaling["original_max_position_embeddings"] =
+              get_count(m, key("rope.scaling.original_context_length"));
+      }
+    }
+  }
+  if (m.contains(key("vocab_size"))) {
+    c.vocab_size = get_count(m, key("vocab_size"));
+  } else if (const auto* tokens = m.find("tokenizer.ggml.tokens"); tokens && tokens->is_array()) {
+    c.vocab_size = static_cast<int64_t>(tokens->array_size());
+  }
+  c.bos_token_id = get_token_id(m, "tokenizer.ggml.bos_token_id");
+  c.eos_token_id = get_token_id(m, "tokenizer.ggml.eos_token_id");
+  return c;
+}
+
+std::optional<Vocab> gguf_vocab(const GgufMetadata& m) {
+  if (!m.contains("tokenizer.ggml.tokens")) return std::nullopt;
+  Vocab v;
+  const std::string& model = m.get<std::string>("tokenizer.ggml.model");
+  if (model == "llama") {
+    v.kind = VocabKind::SentencePiece;
+  } else if (model == "gpt2") {
+    v.kind = VocabKind::ByteLevelBPE;
+  } else {
+    fail("tokenizer.ggml.model {} is not supported (supported: llama, gpt2)", quote(model));
+  }
+  const bool spm = v.kind == VocabKind::SentencePiece;
+  v.tokens = m.get<std::vector<std::string>>("tokenizer.ggml.tokens");
+  const size_t n = v.tokens.size();
+  QF_CHECK(n > 0, "tokenizer.ggml.tokens is empty");
+  if (const auto scores = m.get_optional<std::vector<float>>("tokenizer.ggml.scores")) {
+    QF_CHECK(scores->size() == n, "tokenizer.ggml.scores has {} entries for {} tokens", scores->size(), n);
+    v.scores = *scores;
+  }
+  if (const auto types = m.get_optional<std::vector<int32_t>>("tokenizer.ggml.token_type")) {
+    QF_CHECK(types->size() == n, "tokenizer.ggml.token_type has {} entries for {} tokens", types->size(), n);
+    v.types.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t t = (*types)[i];
+      QF_CHECK(t >= 0 && t <= 6, "tokenizer.ggml.token_type[{}] is {}, not a token type (0 to 6)", i, t);
+      v.types.push_back(t == 0 ? TokenType::Normal : static_cast<TokenType>(t));  // 0: llama.cpp's "undefined"
+    }
+  }
+  if (const auto merges = m.get_optional<std::vector<std::string>>("tokenizer.ggml.merges")) v.merges = *merges;
+  const std::pair<const char*, int32_t*> ids[] = {{"tokenizer.ggml.bos_token_id", &v.bos_id},
+                                                  {"tokenizer.ggml.eos_token_id", &v.eos_id},
+                                                  {"tokenizer.ggml.unknown_token_id", &v.unk_id},
+                                                  {"tokenizer.ggml.padding_token_id", &v.pad_id}};
+  for (const auto& [key, out] : ids) {
+    *out = get_token_id(m, key);
+    QF_CHECK(*out < 0 || static_cast<size_t>(*out) < n, "{} {} is not a token id (there are {} tokens)", key, *out,
+             n);
+  }
+  // llama.cpp's defaults when the keys are absent.
+  v.add_bos = m.get_optional<bool>("tokenizer.ggml.add_bos_token").value_or(spm);
+  v.add_space_prefix = m.get_optional<bool>("tokenizer.ggml.add_space_prefix").value_or(spm);
+  v.remove_extra_whitespaces = m.get_optional<bool>("tokenizer.ggml.remove_extra_whitespaces").value_or(false);
+  return v;
+}
+
+GgufModel gguf_model_from_contents(const GgufContents& contents) {
+  return with_context(contents.display_name, [&] {
+    GgufModel out;
+    ModelConfig& c = out.config;
+    c = gguf_model_config(contents.metadata);
+    out.vocab = gguf_vocab(contents.metadata);
+    if (const auto* name = contents.metadata.find("general.name"); name && name->get_if<std::string>())
+      out.name = *name->get_if<std::string>();
+    const Tables t = tables_for(c.arch);
+
+    // Resolve every name first: the config's tensor-derived fields are needed
+    // to check shapes.
+    std::vector<std::pair<const GgufTensorInfo*, Resolved>> resolved;
+    std::set<std::string> present;
+    for (const GgufTensorInfo& info : contents.tensors) {
+      const auto r = resolve(info.name, t, Side::Gguf);
+      if (!r)
+        fail("tensor {} is not a known {} tensor name", quote(info.name),
+             contents.metadata.get<std::string>("general.architecture"));
+      QF_CHECK(r->layer < c.n_layers, "tensor {} is in block {} but block_count is {}", quote(info.name), r->layer,
+               c.n_layers);
+      resolved.emplace_back(&info, *r);
+      present.insert(info.name);
+    }
+    c.tie_embeddings = !present.contains("output.weight");
+    if (c.arch == Architecture::Llama && c.model_type == "llama") c.attention_bias = present.contains("blk.0.attn_q.bias");
+    if (c.vocab_size == 0)
+      if (const auto* embd = contents.find("token_embd.weight"); embd && !embd->shape.empty())
+        c.vocab_size = embd->shape.front();
+    c.validate("");
+    if (out.vocab)
+      QF_CHECK(static_cast<int64_t>(out.vocab->tokens.size()) == c.vocab_size,
+               "tokenizer.ggml.tokens has {} tokens but the model's vocab_size is {}", out.vocab->tokens.size(),
+               c.vocab_size);
+
+    for (const Rule& r : t.global)
+      if (required(r, c) && !present.contains(std::string(r.gguf))) fail("missing tensor {}", r.gguf);
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      for (const Rule& r : t.layer)
+        if (required(r, c) && !present.contains(full_name(r, l, Side::Gguf, t)))
+          fail("missing tensor {}", full_name(r, l, Side::Gguf, t));
+
+    out.tensors.reserve(resolved.size());
+    for (const auto& [info, r] : resolved) {
+      const Shape expected = gguf_shape(*r.rule, c);
+      QF_CHECK(shape_equal(info->shape, expected), "tensor {} has shape {} (row-major), expected {}",
+               quote(info->name), shape_to_string(info->shape), shape_to_string(expected));
+      const Tensor stored = contents.tensor(*info);
+      out.tensors.push_back({full_name(*r.rule, r.layer, Side::Hf, t), apply(*r.rule, stored, c, false)});
+    }
+    return out;
+  });
+}
+
+GgufModel read_gguf_model(const std::string& path) { return gguf_model_from_contents(read_gguf(path)); }
+
+}  // namespace qf::formats
