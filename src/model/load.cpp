@@ -5,9 +5,11 @@
 
 #include "core/error.h"
 #include "formats/checkpoint.h"
+#include "formats/gguf_model.h"
 #include "formats/llama2c.h"
 #include "formats/strict_json.h"
 #include "model/model.h"
+#include "tokenizer/load.h"
 
 namespace qf::model {
 namespace {
@@ -41,6 +43,22 @@ Model from_llama2c(const std::string& path) {
 
 }  // namespace
 
+bool is_gguf_file(const std::filesystem::path& p) {
+  if (p.extension() == ".gguf") return true;
+  std::ifstream in(p, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+}
+
+tokenizer::Vocab load_vocab(const std::string& path) {
+  if (is_gguf_file(path)) {
+    formats::GgufModel g = formats::read_gguf_model(path);
+    QF_CHECK(g.vocab.has_value(), "{}: the GGUF file has no tokenizer.ggml.* keys", path);
+    return std::move(*g.vocab);
+  }
+  return tokenizer::find_tokenizer(path);
+}
+
 Model load_model(const std::string& path) {
   std::error_code ec;
   const auto status = fs::status(path, ec);
@@ -51,6 +69,10 @@ Model load_model(const std::string& path) {
   const bool has_config = fs::is_regular_file(config_file, ec);
 
   if (!fs::is_directory(status) && p.extension() == ".bin") return from_llama2c(path);
+  if (is_gguf_file(p)) {
+    formats::GgufModel g = formats::read_gguf_model(path);  // q/k already back in rotate_half layout
+    return build_model(std::move(g.config), g.tensors, path);
+  }
   if (has_config) {
     ModelConfig config = read_config_json(config_file);
     formats::Checkpoint ckpt = formats::open_checkpoint(path);

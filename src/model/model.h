@@ -10,12 +10,14 @@
 // them into the HF layout, so the runtime knows only one layout.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
 #include "formats/named_tensor.h"
 #include "model/config.h"
+#include "tokenizer/vocab.h"
 
 namespace qf::model {
 
@@ -94,7 +96,16 @@ Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& t
 //     rows are permuted to the HF rotate_half layout (owning copies of those
 //     two tensors per layer; everything else stays mapped).
 // Throws qf::Error naming the path.
+//   - a GGUF file (F32/F16/BF16 tensors; llama.cpp's q/k permutation undone).
 Model load_model(const std::string& path);
+
+// The tokenizer vocabulary that goes with the model at `path`: from a GGUF
+// file's tokenizer.ggml.* keys, else the tokenizer files beside it
+// (tokenizer::find_tokenizer).
+tokenizer::Vocab load_vocab(const std::string& path);
+
+// True for a file named *.gguf or starting with the GGUF magic.
+bool is_gguf_file(const std::filesystem::path& path);
 
 // RoPE row layouts of a q or k projection ([n_heads * head_dim, in], any
 // float dtype, returned as F32). Within each head, interleaved row 2i + j

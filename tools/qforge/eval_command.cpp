@@ -51,7 +51,7 @@ void run_eval(const EvalCliOptions& opt) {
 
   const std::string text = read_text(opt.text);
   const model::Model model = model::load_model(opt.model);
-  const auto tok = tokenizer::make_tokenizer(tokenizer::find_tokenizer(opt.model));
+  const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.model));
   QF_CHECK(tok->vocab_size() <= model.config.vocab_size, "{}: the tokenizer has {} tokens but the model only {}",
            opt.model, tok->vocab_size(), model.config.vocab_size);
   const std::vector<eval::Window> windows = with_context(opt.text, [&] { return eval::make_windows(*tok, text, popt); });

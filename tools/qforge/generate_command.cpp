@@ -30,7 +30,7 @@ struct GenerateOptions {
 
 void run_generate(const GenerateOptions& opt) {
   const model::Model model = model::load_model(opt.model);
-  const auto tok = tokenizer::make_tokenizer(tokenizer::find_tokenizer(opt.model));
+  const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.model));
   std::vector<int32_t> prompt = tok->encode(opt.prompt, /*add_bos=*/tok->vocab().add_bos);
   QF_CHECK(!prompt.empty(), "the prompt is empty and the tokenizer has no BOS token to start from");
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "bench_command.h"
+#include "convert_command.h"
 #include "eval_command.h"
 #include "generate_command.h"
 #include "inspect_command.h"
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   qf::cli::register_eval(app);
   qf::cli::register_generate(app);
   qf::cli::register_bench(app);
+  qf::cli::register_convert(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {
       // CLI11 would only say "a subcommand is required"; name the culprit.
