@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "formats/gguf_model.h"
 
 namespace qf::model {
 namespace {
@@ -129,39 +130,15 @@ void build_gpt2(Model& m, TensorTable& t) {
   // An untied head ("lm_head.weight", never prefixed) is taken by build_model.
 }
 
-void copy_rows(const float* src, float* dst, int64_t rows_per_head, int64_t n_heads, int64_t cols, bool to_half) {
-  const int64_t half = rows_per_head / 2;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t i = 0; i < half; ++i) {
-      for (int64_t j = 0; j < 2; ++j) {
-        const int64_t interleaved = h * rows_per_head + 2 * i + j;
-        const int64_t rotate_half = h * rows_per_head + j * half + i;
-        const int64_t from = to_half ? interleaved : rotate_half;
-        const int64_t to = to_half ? rotate_half : interleaved;
-        std::memcpy(dst + to * cols, src + from * cols, static_cast<size_t>(cols) * sizeof(float));
-      }
-    }
-  }
-}
-
-Tensor permute_rope_rows(const Tensor& w, int64_t n_heads, bool to_half) {
-  QF_CHECK(n_heads > 0, "RoPE permutation needs a positive head count, got {}", n_heads);
-  QF_CHECK(w.ndim() == 1 || w.ndim() == 2, "RoPE permutation expects a weight matrix or bias, got shape {}",
-           shape_to_string(w.shape()));
-  const int64_t rows = w.dim(0);
-  const int64_t cols = w.ndim() == 2 ? w.dim(1) : 1;
-  QF_CHECK(rows % n_heads == 0 && (rows / n_heads) % 2 == 0,
-           "RoPE permutation: {} rows do not split into {} heads of even size", rows, n_heads);
-  const Tensor src = w.to_f32();
-  Tensor out = Tensor::zeros(DType::F32, w.shape());
-  copy_rows(src.data<float>(), out.mutable_data<float>(), rows / n_heads, n_heads, cols, to_half);
-  return out;
-}
-
 }  // namespace
 
-Tensor interleaved_to_half_rope_rows(const Tensor& w, int64_t n_heads) { return permute_rope_rows(w, n_heads, true); }
-Tensor half_to_interleaved_rope_rows(const Tensor& w, int64_t n_heads) { return permute_rope_rows(w, n_heads, false); }
+// The GGUF mapping owns the permutation (it keeps the dtype); the runtime wants F32.
+Tensor interleaved_to_half_rope_rows(const Tensor& w, int64_t n_heads) {
+  return formats::rope_rows_interleaved_to_half(w, n_heads).to_f32();
+}
+Tensor half_to_interleaved_rope_rows(const Tensor& w, int64_t n_heads) {
+  return formats::rope_rows_half_to_interleaved(w, n_heads).to_f32();
+}
 
 Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& tensors, const std::string& source) {
   return with_context(source, [&] {
