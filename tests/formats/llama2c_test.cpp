@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "shared_data.h"
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -34,32 +36,10 @@ std::vector<std::pair<std::string, Shape>> expected_layout(int64_t dim, int64_t 
   return out;
 }
 
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  ::pclose(p);
-  return out;
-}
 
 TEST(Llama2cStories260K, ConfigAndEveryTensorShape) {
-  const std::string data = QF_SHARED_DATA;
-  const std::string path = data + "/stories260K/stories260K.bin";
-  if (!std::filesystem::exists(data)) GTEST_SKIP() << "shared data folder " << data << " is absent";
-
-  std::string expected_hash;
-  std::ifstream sums(data + "/SHA256SUMS");
-  for (std::string line; std::getline(sums, line);) {
-    std::istringstream fields(line);
-    std::string hash, name;
-    fields >> hash >> name;
-    if (name == "./stories260K/stories260K.bin") expected_hash = hash;
-  }
-  ASSERT_FALSE(expected_hash.empty()) << "no entry for stories260K.bin in " << data << "/SHA256SUMS";
-  const std::string actual = run("sha256sum '" + path + "'").substr(0, 64);
-  ASSERT_EQ(actual, expected_hash) << path << " does not match SHA256SUMS: the shared data is corrupt or changed";
+  QF_REQUIRE_SHARED_DATA("stories260K/stories260K.bin");
+  const std::string path = qf::test::shared_data_path("stories260K/stories260K.bin");
 
   const Llama2cModel m = read_llama2c(path);
   EXPECT_EQ(m.config.dim, 64);

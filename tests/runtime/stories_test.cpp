@@ -21,6 +21,7 @@
 #include "eval/evaluate.h"
 #include "runtime/generate.h"
 #include "runtime/runtime.h"
+#include "shared_data.h"
 
 namespace qf::runtime {
 namespace {
@@ -28,29 +29,10 @@ namespace {
 const std::string kData = QF_SHARED_DATA;
 const std::string kDir = kData + "/stories260K";
 
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  ::pclose(p);
-  return out;
-}
-
 // Checks `name` (relative to the data folder) against SHA256SUMS.
 void check_hash(const std::string& name) {
-  std::string expected;
-  std::ifstream sums(kData + "/SHA256SUMS");
-  for (std::string line; std::getline(sums, line);) {
-    std::istringstream fields(line);
-    std::string hash, file;
-    fields >> hash >> file;
-    if (file == "./" + name) expected = hash;
-  }
-  ASSERT_FALSE(expected.empty()) << "no entry for " << name << " in SHA256SUMS";
-  const std::string actual = run("sha256sum '" + kData + "/" + name + "'").substr(0, 64);
-  ASSERT_EQ(actual, expected) << name << " does not match SHA256SUMS: the shared data is corrupt or changed";
+  const std::string problem = test::shared_data_checksum_problem(name);
+  ASSERT_TRUE(problem.empty()) << problem;
 }
 
 std::string read_text(const std::string& path) {

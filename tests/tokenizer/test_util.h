@@ -3,6 +3,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
+
+#include "shared_data.h"
 #include <unistd.h>
 
 #include <cstdio>
@@ -33,33 +35,13 @@ inline std::string run_command(const std::string& command) {
 // SHA256SUMS; otherwise why not. Absent files skip; a changed file fails.
 inline std::string check_shared_files(const std::vector<std::string>& relative, bool* corrupt) {
   *corrupt = false;
-  const std::string root = shared_data();
   for (const auto& rel : relative) {
-    if (!std::filesystem::exists(root + "/" + rel)) return "shared data file " + root + "/" + rel + " is absent";
+    if (!::qf::test::shared_data_exists(rel)) return "shared data file " + ::qf::test::shared_data_path(rel) + " is absent";
   }
-  static std::map<std::string, std::string> verified;  // path -> "" (ok) or error
-  std::ifstream sums(root + "/SHA256SUMS");
-  std::map<std::string, std::string> expected;
-  for (std::string line; std::getline(sums, line);) {
-    if (line.size() > 66) {
-      std::string name = line.substr(66);
-      if (name.starts_with("./")) name = name.substr(2);
-      expected[name] = line.substr(0, 64);
-    }
-  }
+  static std::map<std::string, std::string> verified;  // path -> "" (ok) or the problem; hashing costs time
   for (const auto& rel : relative) {
     auto it = verified.find(rel);
-    if (it == verified.end()) {
-      std::string error;
-      const auto e = expected.find(rel);
-      if (e == expected.end()) {
-        error = "no entry for " + rel + " in " + root + "/SHA256SUMS";
-      } else {
-        const std::string actual = run_command("sha256sum '" + root + "/" + rel + "'").substr(0, 64);
-        if (actual != e->second) error = root + "/" + rel + " does not match SHA256SUMS (changed or corrupt)";
-      }
-      it = verified.emplace(rel, error).first;
-    }
+    if (it == verified.end()) it = verified.emplace(rel, ::qf::test::shared_data_checksum_problem(rel)).first;
     if (!it->second.empty()) {
       *corrupt = true;
       return it->second;
