@@ -24,11 +24,8 @@ TensorQuantError evaluate_scheme(const Tensor& tensor, const quant::Scheme& sche
   r.quantized = true;
   r.quantized_bytes = q.storage_bytes();
   r.metrics = quant::measure_error(x, y);
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double d = static_cast<double>(x[i]) - y[i];
-    r.signal_power += static_cast<double>(x[i]) * x[i];
-    r.noise_power += d * d;
-  }
+  r.signal_power = r.metrics.signal_power;
+  r.noise_power = r.metrics.noise_power;
   return r;
 }
 

@@ -84,6 +84,7 @@ class KlSearch {
 };
 
 // Mean of (x - Q(x))^2 for x uniform on [a, b] (Q: affine fake quantization).
+// Not built on quant::affine_quantize: the integral needs the step edges in double, not per-point float codes.
 double interval_error(double a, double b, const quant::AffineParams& p) {
   const double s = p.scale;
   const double zp = p.zero_point;
@@ -121,8 +122,9 @@ Range percentile_clip(const Histogram& h, double percentile) {
 }
 
 int entropy_levels(const quant::Scheme& scheme, bool one_sided) {
-  QF_CHECK(scheme.bits >= 2 && scheme.bits <= 16, "entropy calibration: integer width {} is out of range [2, 16]",
-           scheme.bits);
+  QF_CHECK(scheme.bits >= quant::kMinIntBits && scheme.bits <= quant::kMaxRangeIntBits,
+           "entropy calibration: integer width {} is out of range [{}, {}]", scheme.bits, quant::kMinIntBits,
+           quant::kMaxRangeIntBits);
   return (!scheme.symmetric && one_sided) ? 1 << scheme.bits : 1 << (scheme.bits - 1);
 }
 

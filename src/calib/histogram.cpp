@@ -42,7 +42,11 @@ void Histogram::reserve(float lo_raw, float hi_raw) {
     lo = std::min(lo, min_);
     hi = std::max(hi, max_);
   }
-  if (grid_index(lo) >= first_ && grid_index(hi) < first_ + n) return;
+  // Compared in double: lo / width_ may be far outside the int64 range.
+  if (std::floor(lo / width_) >= static_cast<double>(first_) &&
+      std::floor(hi / width_) < static_cast<double>(first_ + n)) {
+    return;
+  }
 
   // Smallest integer factor k with everything inside n bins of width k * width_.
   const double span = hi - lo;

@@ -17,6 +17,7 @@
 // queries can clip the first and last occupied bins to the real data.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -74,7 +75,12 @@ class Histogram {
   double quantile(double q) const;
 
  private:
-  int64_t grid_index(double v) const { return static_cast<int64_t>(std::floor(v / width_)); }
+  // floor(v / width_), clamped so the conversion to int64 is always defined
+  // (callers that compare against the current range do so in double first).
+  int64_t grid_index(double v) const {
+    constexpr double kLimit = 4611686018427387904.0;  // 2^62
+    return static_cast<int64_t>(std::clamp(std::floor(v / width_), -kLimit, kLimit));
+  }
   int64_t slot(double v) const {
     const int64_t i = grid_index(v) - first_;
     // Rounding at an exact edge may land one bin out; keep it in range.

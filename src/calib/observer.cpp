@@ -186,7 +186,8 @@ class HistogramObserver final : public Observer {
 void check_int_scheme(const quant::Scheme& s, std::string_view what) {
   QF_CHECK(s.format == quant::Format::Int, "{} needs an integer scheme (int2..int8), not another format",
            what);
-  QF_CHECK(s.bits >= 2 && s.bits <= 16, "{}: integer width {} is out of range [2, 16]", what, s.bits);
+  QF_CHECK(s.bits >= quant::kMinIntBits && s.bits <= quant::kMaxRangeIntBits,
+           "{}: integer width {} is out of range [{}, {}]", what, s.bits, quant::kMinIntBits, quant::kMaxRangeIntBits);
 }
 
 }  // namespace
@@ -200,10 +201,15 @@ void Observer::observe(std::span<const float> batch, int64_t channels) {
            size, channels);
   QF_CHECK(channels_ == 0 || channels == channels_,
            "calibration batch has {} channels but earlier batches had {}", channels, channels_);
-  channels_ = channels;
   const int64_t rows = size / channels;
-  if (rows == 0) return;
+  if (rows == 0) {
+    channels_ = channels;
+    return;
+  }
+  // Validate (NaN/Inf) before remembering anything: a rejected batch, even
+  // the first one, must leave the observer as it was.
   const auto ranges = batch_ranges(batch.data(), rows, channels, options_.per_channel);
+  channels_ = channels;
   update(batch.data(), rows, channels, ranges);
   tokens_seen_ += rows;
   ++batches_seen_;

@@ -2,6 +2,9 @@
 // new one: data goes to a temporary file beside the target, is fsync'ed, and
 // is renamed over the target on commit(). If the writer is destroyed without
 // commit() (an exception, a full disk), the temporary file is removed.
+// After a failed write() or commit() the writer is dead: later calls throw
+// "an earlier write failed" rather than a misleading message. The file is
+// created with mode 0666 minus the process umask, like any new file.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +38,7 @@ class AtomicFileWriter {
   int fd_ = -1;
   uint64_t written_ = 0;
   bool committed_ = false;
+  bool failed_ = false;  // a write or commit failed: the temporary file is gone
 };
 
 // Convenience: the whole content at once.

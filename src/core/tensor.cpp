@@ -20,6 +20,14 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+size_t shape_nbytes(DType dtype, const Shape& shape) {
+  const int64_t n = shape_numel(shape);
+  const auto size = static_cast<int64_t>(dtype_size(dtype));
+  QF_CHECK(n <= std::numeric_limits<int64_t>::max() / size, "shape {} of {} is more than 2^63 bytes",
+           shape_to_string(shape), dtype_name(dtype));
+  return static_cast<size_t>(n * size);
+}
+
 std::string shape_to_string(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 Tensor Tensor::zeros(DType dtype, Shape shape) {
@@ -46,7 +54,7 @@ Tensor Tensor::view(DType dtype, Shape shape, const void* data, std::shared_ptr<
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
-  (void)t.numel();  // validates the shape
+  (void)t.nbytes();  // validates the shape and its byte count
   t.data_ = const_cast<void*>(data);
   t.owner_ = std::move(owner);
   t.writable_ = false;
@@ -60,11 +68,15 @@ int64_t Tensor::dim(int i) const {
   return shape_[k];
 }
 
-int64_t Tensor::cols() const { return shape_.empty() ? 1 : shape_.back(); }
-int64_t Tensor::rows() const {
-  const int64_t c = cols();
-  return c == 0 ? 0 : numel() / c;
+int64_t shape_cols(const Shape& shape) { return shape.empty() ? 1 : shape.back(); }
+int64_t shape_rows(const Shape& shape) {
+  const int64_t n = shape_numel(shape);
+  const int64_t c = shape_cols(shape);
+  return c == 0 ? 0 : n / c;
 }
+
+int64_t Tensor::cols() const { return shape_cols(shape_); }
+int64_t Tensor::rows() const { return shape_rows(shape_); }
 
 std::byte* Tensor::mutable_bytes() {
   QF_CHECK(writable_, "tensor is a read-only view; clone() it to modify");

@@ -18,6 +18,12 @@ namespace qf {
 using Shape = std::vector<int64_t>;
 
 int64_t shape_numel(const Shape& shape);
+// Matrix view of a shape: cols = last dimension, rows = product of the rest
+// (a 0-D or 1-D shape is one row). Tensor::rows()/cols() use these.
+int64_t shape_cols(const Shape& shape);
+int64_t shape_rows(const Shape& shape);
+// numel(shape) * dtype_size(dtype), throwing when it overflows int64/size_t.
+size_t shape_nbytes(DType dtype, const Shape& shape);
 std::string shape_to_string(const Shape& shape);  // "[64, 172]"
 
 class Tensor {
@@ -37,7 +43,7 @@ class Tensor {
   int ndim() const { return static_cast<int>(shape_.size()); }
   int64_t dim(int i) const;  // negative i counts from the end
   int64_t numel() const { return shape_numel(shape_); }
-  size_t nbytes() const { return numel() * dtype_size(dtype_); }
+  size_t nbytes() const { return shape_nbytes(dtype_, shape_); }  // overflow-checked
   bool empty() const { return data_ == nullptr; }
   bool writable() const { return writable_; }
 

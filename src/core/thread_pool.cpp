@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace qf {
 namespace {
 
@@ -11,11 +13,42 @@ std::pair<int64_t, int64_t> chunk(int64_t n, int parts, int index) {
   return {begin, begin + base + (index < extra ? 1 : 0)};
 }
 
+// The pools whose chunks the current thread is running, innermost first.
+struct ActiveFrame {
+  const ThreadPool* pool;
+  const ActiveFrame* outer;
+};
+thread_local const ActiveFrame* tl_active = nullptr;
+
+class ActiveScope {
+ public:
+  explicit ActiveScope(const ThreadPool* pool) : frame_{pool, tl_active} { tl_active = &frame_; }
+  ~ActiveScope() { tl_active = frame_.outer; }
+  ActiveScope(const ActiveScope&) = delete;
+  ActiveScope& operator=(const ActiveScope&) = delete;
+
+ private:
+  ActiveFrame frame_;
+};
+
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(n_threads > 0 ? n_threads : std::max(1u, std::thread::hardware_concurrency())) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    : n_threads_(n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+  try {
+    workers_.reserve(static_cast<size_t>(n_threads_ - 1));
+    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  } catch (const std::exception& e) {
+    // Workers already started wait on members that are about to be
+    // destroyed: stop and join them before reporting.
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+    fail("cannot start {} threads: {}", n_threads_, e.what());
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -27,7 +60,15 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+bool ThreadPool::inside() const {
+  for (const ActiveFrame* f = tl_active; f; f = f->outer) {
+    if (f->pool == this) return true;
+  }
+  return false;
+}
+
 void ThreadPool::worker_loop(int index) {
+  const ActiveScope scope(this);
   uint64_t seen = 0;
   for (;;) {
     const std::function<void(int64_t, int64_t)>* job;
@@ -57,10 +98,14 @@ void ThreadPool::worker_loop(int index) {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  if (n_threads_ == 1 || n == 1) {
+  // Single-threaded, trivial, or nested inside one of our own chunks (the
+  // workers are busy with the outer job): run it all here.
+  if (n_threads_ == 1 || n == 1 || inside()) {
     fn(0, n);
     return;
   }
+  const std::lock_guard call(call_mutex_);
+  const ActiveScope scope(this);
   {
     std::lock_guard lock(mutex_);
     job_ = &fn;
@@ -80,8 +125,11 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   std::unique_lock lock(mutex_);
   done_.wait(lock, [&] { return pending_ == 0; });
   job_ = nullptr;
+  std::exception_ptr theirs = std::move(error_);
+  error_ = nullptr;
+  lock.unlock();
   if (mine) std::rethrow_exception(mine);
-  if (error_) std::rethrow_exception(error_);
+  if (theirs) std::rethrow_exception(theirs);
 }
 
 }  // namespace qf

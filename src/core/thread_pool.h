@@ -1,9 +1,19 @@
 // A fixed set of worker threads and a blocking parallel_for over an index
 // range. Work is split into contiguous chunks (good for row-parallel kernels).
+//
+// Calling rules:
+//  * parallel_for may be called from several threads at once; the calls are
+//    serialized (one job runs on the pool at a time, the others wait).
+//  * A nested call (from inside a chunk of the same pool, on a worker or on
+//    the calling thread) runs the whole range serially inline on the thread
+//    that makes it, so it cannot deadlock waiting for busy workers.
+//  * Cross-nesting two pools from two threads in opposite orders (a chunk of
+//    A calls B while a chunk of B calls A) can deadlock: don't.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -13,7 +23,8 @@ namespace qf {
 
 class ThreadPool {
  public:
-  // n_threads <= 0 means std::thread::hardware_concurrency().
+  // n_threads <= 0 means std::thread::hardware_concurrency(). Throws
+  // qf::Error when the worker threads cannot be started.
   explicit ThreadPool(int n_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -23,14 +34,20 @@ class ThreadPool {
 
   // Calls fn(begin, end) on disjoint chunks covering [0, n), at most one chunk
   // per thread, the calling thread included; returns when all are done.
-  // An exception from any chunk is rethrown here (the first one wins).
+  // An exception from any chunk is rethrown here (the calling thread's own
+  // chunk first, else the first worker's to fail); all chunks still finish.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
+  // True when the current thread is running a chunk of this pool (a worker,
+  // or a caller inside parallel_for).
+  bool inside() const;
 
  private:
   void worker_loop(int index);
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  std::mutex call_mutex_;  // serializes concurrent parallel_for callers
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;

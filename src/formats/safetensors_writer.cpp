@@ -26,19 +26,26 @@ std::string safetensors_header(const std::vector<TensorSpec>& plan,
     }
     header["__metadata__"] = metadata;
   }
+  auto& entries = static_cast<std::vector<std::pair<const std::string, nlohmann::ordered_json>>&>(
+      header.get_ref<nlohmann::ordered_json::object_t&>());
+  entries.reserve(entries.size() + plan.size());
   std::set<std::string_view> names;
   uint64_t offset = 0;
   for (const TensorSpec& t : plan) {
     check_utf8("tensor name", t.name);
     QF_CHECK(t.name != "__metadata__", "\"__metadata__\" is reserved and cannot name a tensor");
-    QF_CHECK(names.insert(t.name).second, "duplicate tensor name \"{}\"", t.name);
+    QF_CHECK(names.insert(t.name).second, "duplicate tensor name {}", quote(t.name));
     const auto numel = static_cast<uint64_t>(
-        with_context("tensor \"" + t.name + "\"", [&] { return shape_numel(t.shape); }));
+        with_context("tensor " + quote(t.name), [&] { return shape_numel(t.shape); }));
     const uint64_t size = dtype_size(t.dtype);
-    QF_CHECK(numel <= (std::numeric_limits<uint64_t>::max() - offset) / size, "tensor \"{}\": shape {} is too large",
-             t.name, shape_to_string(t.shape));
+    QF_CHECK(numel <= (std::numeric_limits<uint64_t>::max() - offset) / size, "tensor {}: shape {} is too large",
+             quote(t.name), shape_to_string(t.shape));
     const uint64_t end = offset + numel * size;
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
+    // Append directly: ordered_json's operator[] searches the keys linearly,
+    // which made many-tensor headers quadratic. Names are unique (checked above).
+    entries.emplace_back(t.name, nlohmann::ordered_json{{"dtype", dtype_name(t.dtype)},
+                                                        {"shape", t.shape},
+                                                        {"data_offsets", {offset, end}}});
     offset = end;
   }
   std::string text = header.dump();
@@ -69,13 +76,13 @@ SafetensorsWriter::~SafetensorsWriter() = default;
 void SafetensorsWriter::write(const std::string& name, const Tensor& tensor) {
   Impl& w = *impl_;
   with_context(w.file.path(), [&] {
-    QF_CHECK(w.next < w.plan.size(), "tensor \"{}\" written after all {} planned tensors", name, w.plan.size());
+    QF_CHECK(w.next < w.plan.size(), "tensor {} written after all {} planned tensors", quote(name), w.plan.size());
     const TensorSpec& spec = w.plan[w.next];
-    QF_CHECK(name == spec.name, "tensor \"{}\" written where \"{}\" was planned", name, spec.name);
+    QF_CHECK(name == spec.name, "tensor {} written where {} was planned", quote(name), quote(spec.name));
     QF_CHECK(tensor.dtype() == spec.dtype && tensor.shape() == spec.shape,
-             "tensor \"{}\" is {} {} but was planned as {} {}", name, dtype_name(tensor.dtype()),
+             "tensor {} is {} {} but was planned as {} {}", quote(name), dtype_name(tensor.dtype()),
              shape_to_string(tensor.shape()), dtype_name(spec.dtype), shape_to_string(spec.shape));
-    QF_CHECK(tensor.nbytes() == 0 || !tensor.empty(), "tensor \"{}\" has no data", name);
+    QF_CHECK(tensor.nbytes() == 0 || !tensor.empty(), "tensor {} has no data", quote(name));
   });
   w.file.write(tensor.bytes(), tensor.nbytes());
   ++w.next;

@@ -8,7 +8,8 @@
 namespace qf::quant {
 
 CodeRange int_code_range(int bits, bool symmetric, bool full_range) {
-  QF_CHECK(bits >= 1 && bits <= 16, "integer width {} out of range", bits);
+  QF_CHECK(bits >= kMinIntBits && bits <= kMaxRangeIntBits, "integer width {} is out of range [{}, {}]", bits,
+           kMinIntBits, kMaxRangeIntBits);
   if (!symmetric) return {0, (1 << bits) - 1};
   const int32_t half = 1 << (bits - 1);
   return {full_range ? -half : -(half - 1), half - 1};
@@ -29,10 +30,17 @@ float round_scale(float scale, ScaleFormat format) {
       int exp = 0;
       const float mant = std::frexp(scale, &exp);  // scale = mant * 2^exp, mant in [0.5, 1)
       if (mant == 0.5f) exp -= 1;                  // already a power of two
-      return std::ldexp(1.0f, std::clamp(exp, -128, 127));
+      QF_CHECK(exp <= 127, "scale {} exceeds the power-of-two scale range (max 2^127); use f32scale", scale);
+      return std::ldexp(1.0f, std::max(exp, -128));
     }
   }
   fail("invalid scale format value {}", static_cast<int>(format));
+}
+
+float finish_scale(double scale, ScaleFormat format) {
+  QF_CHECK(scale >= 0.0, "scale {} is not a non-negative number", scale);
+  if (scale == 0.0) return round_scale(1.0f, format);
+  return round_scale(std::max(static_cast<float>(scale), FLT_MIN), format);
 }
 
 AffineParams affine_params_from_range(float lo, float hi, const Scheme& scheme) {
@@ -43,10 +51,7 @@ AffineParams affine_params_from_range(float lo, float hi, const Scheme& scheme) 
   AffineParams p;
   p.qmin = r.qmin;
   p.qmax = r.qmax;
-  // A scale below FLT_MIN would lose precision in x / scale; a larger one still covers the range.
-  auto finish = [&](float scale) {
-    return round_scale(scale > 0.0f ? std::max(scale, FLT_MIN) : 1.0f, scheme.scale_format);
-  };
+  auto finish = [&](float scale) { return finish_scale(scale, scheme.scale_format); };
   if (scheme.symmetric) {
     const float amax = std::max(-lo, hi);
     // The full range is centred on -0.5 codes, so it spans 2^b - 1 steps across [-amax, amax].

@@ -31,9 +31,17 @@ CodeRange int_code_range(int bits, bool symmetric, bool full_range);
 // Rounds a positive scale *up* to the nearest value `format` can store, so the
 // range the scale was computed for stays covered: the next fp16 at or above it
 // (throws when it exceeds the fp16 maximum 65504), or the next power of two at
-// or above it, limited to [2^-128, 2^127] so it fits an int8 exponent.
+// or above it, at least 2^-128 so it fits an int8 exponent (throws above
+// 2^127: clamping down would leave the range uncovered).
 // Values already representable are returned unchanged.
 float round_scale(float scale, ScaleFormat format);
+
+// The one rule every quantizer uses to turn a computed scale into a stored
+// one: a positive scale is floored at FLT_MIN (smaller would lose precision
+// in x / scale; larger still covers the range) and rounded up by round_scale;
+// a zero scale (an all-zero range) becomes 1. Throws for a negative, NaN or
+// too large scale.
+float finish_scale(double scale, ScaleFormat format);
 
 // Parameters covering [lo, hi] (lo <= 0 <= hi is enforced by widening) for the
 // integer part of `scheme` (bits, symmetric, full_range, scale_format).

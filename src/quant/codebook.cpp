@@ -157,21 +157,19 @@ void Codebook::decode(std::span<const uint8_t> codes, float scale, std::span<flo
 }
 
 float choose_codebook_scale(std::span<const float> values, const Scheme& scheme) {
-  // Scales below FLT_MIN would lose precision in x / scale; round_scale needs > 0.
-  auto finish = [&](double s) {
-    return round_scale(std::max(static_cast<float>(s), FLT_MIN), scheme.scale_format);
-  };
+  auto finish = [&](double s) { return finish_scale(s, scheme.scale_format); };
   const size_t n = values.size();
   if (scheme.format == Format::Binary) {
     double sum = 0.0;
     for (float x : values) sum += std::fabs(x);
-    // An all-zero group cannot be represented; the smallest scale comes closest.
-    return finish(n ? sum / static_cast<double>(n) : 0.0);
+    // Unlike the shared rule (zero -> 1), an all-zero binary group gets the
+    // smallest scale: +-scale cannot be 0, and FLT_MIN comes closest.
+    return finish(n && sum > 0.0 ? sum / static_cast<double>(n) : FLT_MIN);
   }
   if (scheme.format == Format::Ternary) {
     double sum = 0.0;
     for (float x : values) sum += std::fabs(x);
-    if (sum == 0.0) return round_scale(1.0f, scheme.scale_format);
+    if (sum == 0.0) return finish(0.0);
     // Mean |x| over the values above `threshold` (never empty: max |x| exceeds it).
     auto mean_above = [&](double threshold) {
       double s = 0.0;
@@ -202,8 +200,7 @@ float codebook_scale_from_range(float lo, float hi, const Scheme& scheme) {
   QF_CHECK(std::isfinite(lo) && std::isfinite(hi), "cannot quantize a range with NaN or Inf ({}, {})", lo, hi);
   const Codebook& cb = Codebook::get(scheme.format);
   const float amax = std::max(std::fabs(lo), std::fabs(hi));
-  if (amax == 0.0f) return round_scale(1.0f, scheme.scale_format);
-  return round_scale(std::max(amax / cb.max_abs(), FLT_MIN), scheme.scale_format);
+  return finish_scale(amax / cb.max_abs(), scheme.scale_format);
 }
 
 }  // namespace qf::quant

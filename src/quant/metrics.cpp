@@ -25,6 +25,8 @@ ErrorMetrics measure_error(std::span<const float> reference, std::span<const flo
   constexpr double kInf = std::numeric_limits<double>::infinity();
   ErrorMetrics m;
   const double n = static_cast<double>(reference.size());
+  m.signal_power = signal;
+  m.noise_power = noise;
   m.mse = reference.empty() ? 0.0 : noise / n;
   m.max_abs = has_nan ? std::numeric_limits<double>::quiet_NaN() : max_abs;
   if (noise == 0.0) {

@@ -10,6 +10,8 @@ struct ErrorMetrics {
   double sqnr_db = 0.0;   // 10 log10(sum reference^2 / sum (reference - approx)^2)
   double max_abs = 0.0;   // max |reference - approx|
   double cosine = 1.0;    // <reference, approx> / (|reference| |approx|)
+  double signal_power = 0.0;  // sum reference^2 (for aggregating SQNR over tensors)
+  double noise_power = 0.0;   // sum (reference - approx)^2
 };
 
 // Accumulates in double. Conventions for the degenerate cases:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "core/error.h"
 #include "core/float_formats.h"
@@ -17,11 +18,7 @@ struct Matrix {
   int64_t cols;
 };
 
-Matrix matrix_of(const Shape& shape) {
-  const int64_t n = shape_numel(shape);
-  const int64_t cols = shape.empty() ? 1 : shape.back();
-  return {cols == 0 ? 0 : n / cols, cols};
-}
+Matrix matrix_of(const Shape& shape) { return {shape_rows(shape), shape_cols(shape)}; }
 
 DType scale_dtype(ScaleFormat f) {
   switch (f) {
@@ -133,6 +130,24 @@ void check_grid(const ParamGrid& params, const Scheme& scheme, Matrix m) {
            params.groups, params.params.size(), scheme.to_string(), m.rows, m.cols, rows, groups);
 }
 
+// Caller-supplied parameters as storage will hold them: checks the grid
+// against the matrix, then rounds each scale and checks each zero point,
+// naming the offending row and group.
+ParamGrid stored_grid(const ParamGrid& params, const Scheme& scheme, Matrix m) {
+  check_grid(params, scheme, m);
+  ParamGrid stored = params;
+  for (int64_t r = 0; r < stored.rows; ++r) {
+    const auto row = stored.row(r);
+    for (size_t g = 0; g < row.size(); ++g) {
+      const std::string where = stored.rows == 1 && stored.groups == 1 && scheme.granularity == Granularity::Tensor
+                                    ? std::string("tensor-wide parameters")
+                                    : fmt::format("parameters of row {}, group {}", r, g);
+      row[g] = with_context(where, [&] { return normalized(row[g], scheme); });
+    }
+  }
+  return stored;
+}
+
 // Whole-tensor parameters for Tensor granularity.
 GroupParams tensor_params(const Tensor& w, const Scheme& scheme, Matrix m) {
   GroupStats all;
@@ -210,7 +225,7 @@ void QuantizedTensor::validate() const {
 ParamGrid choose_params(const Tensor& weights, const Scheme& scheme) {
   scheme.validate();
   const Tensor w = as_f32(weights);
-  const Matrix m = matrix_of(w.shape());
+  const Matrix m{w.rows(), w.cols()};
   ParamGrid grid;
   if (scheme.granularity == Granularity::Tensor) {
     grid.rows = grid.groups = 1;
@@ -227,7 +242,7 @@ ParamGrid choose_params(const Tensor& weights, const Scheme& scheme) {
 QuantizedTensor quantize(const Tensor& weights, const Scheme& scheme) {
   scheme.validate();
   const Tensor w = as_f32(weights);
-  const Matrix m = matrix_of(w.shape());
+  const Matrix m{w.rows(), w.cols()};
   QuantizedTensor q = allocate(scheme, w.shape());
   if (scheme.granularity == Granularity::Tensor) {
     const GroupParams p = tensor_params(w, scheme, m);
@@ -249,10 +264,8 @@ QuantizedTensor quantize(const Tensor& weights, const Scheme& scheme) {
 QuantizedTensor quantize(const Tensor& weights, const Scheme& scheme, const ParamGrid& params) {
   scheme.validate();
   const Tensor w = as_f32(weights);
-  const Matrix m = matrix_of(w.shape());
-  check_grid(params, scheme, m);
-  ParamGrid stored = params;
-  for (auto& p : stored.params) p = normalized(p, scheme);
+  const Matrix m{w.rows(), w.cols()};
+  const ParamGrid stored = stored_grid(params, scheme, m);
   QuantizedTensor q = allocate(scheme, w.shape());
   store_params(q, 0, stored.params);
   for (int64_t r = 0; r < m.rows; ++r) {
@@ -300,10 +313,8 @@ Tensor fake_quantize(const Tensor& weights, const Scheme& scheme) {
 Tensor fake_quantize(const Tensor& weights, const Scheme& scheme, const ParamGrid& params) {
   scheme.validate();
   Tensor w = as_f32(weights).clone();
-  const Matrix m = matrix_of(w.shape());
-  check_grid(params, scheme, m);
-  ParamGrid stored = params;
-  for (auto& p : stored.params) p = normalized(p, scheme);
+  const Matrix m{w.rows(), w.cols()};
+  const ParamGrid stored = stored_grid(params, scheme, m);
   float* data = w.mutable_data<float>();
   for (int64_t r = 0; r < m.rows; ++r) {
     const std::span<float> row(data + r * m.cols, static_cast<size_t>(m.cols));

@@ -15,8 +15,6 @@ namespace {
 constexpr std::string_view kValidFormats = "int2..int8, nf4, fp4, fp8e4m3, fp8e5m2, ternary, binary";
 constexpr std::string_view kValidFields =
     "tensor, channel, gN, sym, asym, full, f32scale, f16scale or pow2scale";
-constexpr int kMinIntBits = 2;
-constexpr int kMaxIntBits = 8;
 
 std::string lowercase(std::string_view s) {
   std::string out(s);

@@ -48,6 +48,15 @@
 namespace qf::quant {
 
 enum class Format { Int, NF4, FP4, FP8E4M3, FP8E5M2, Ternary, Binary };
+
+// Integer widths, defined once. A weight scheme (parse, validate) stores codes
+// packed into bytes with U8 zero points: int2..int8. Range arithmetic
+// (int_code_range, affine parameters) and calibration targets (an int16
+// activation range, say) are not stored that way and go up to 16 bits; the
+// difference is intended. Below 2 bits a symmetric range has no levels.
+inline constexpr int kMinIntBits = 2;
+inline constexpr int kMaxIntBits = 8;
+inline constexpr int kMaxRangeIntBits = 16;
 enum class Granularity { Tensor, Channel, Group };
 enum class ScaleFormat { F32, F16, Pow2 };
 

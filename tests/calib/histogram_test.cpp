@@ -114,6 +114,26 @@ TEST(Histogram, ExtremeGrowthFactorTerminates) {
   EXPECT_GT(h.edge(h.bins()), 1e30);
 }
 
+// floor(v / width) far outside the int64 range must still trigger a rebin
+// (it used to convert to INT64_MIN, which compared as "fits").
+TEST(Histogram, HugePositiveRatioRebins) {
+  for (auto domain : {Histogram::Domain::Signed, Histogram::Domain::Magnitude}) {
+    Histogram h(64, domain);
+    h.add(std::vector<float>{1e-30f, 2e-30f});
+    h.add(std::vector<float>{1e30f});
+    EXPECT_EQ(sum_counts(h), 3u);
+    EXPECT_GE(h.edge(h.bins()), 1e30);
+    EXPECT_EQ(h.counts()[static_cast<size_t>(h.bins() - 1)] + h.counts()[static_cast<size_t>(h.bins() - 2)], 1u);
+    EXPECT_DOUBLE_EQ(h.quantile(1.0), h.max());
+  }
+  Histogram n(64);
+  n.add(std::vector<float>{-1e-30f});
+  n.add(std::vector<float>{-3.0e38f, 3.0e38f});
+  EXPECT_EQ(sum_counts(n), 3u);
+  EXPECT_LE(n.edge(0), -3.0e38);
+  EXPECT_GE(n.edge(n.bins()), 3.0e38);
+}
+
 TEST(Histogram, QuantileInterpolatesAndClipsToData) {
   Histogram h(1000);
   std::vector<float> v;

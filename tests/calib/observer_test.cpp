@@ -228,6 +228,22 @@ TEST(ObserverErrors, NonFiniteValuesAreRejectedAndLeaveTheObserverUnchanged) {
   }
 }
 
+// A rejected FIRST batch must not fix the channel count either.
+TEST(ObserverErrors, RejectedFirstBatchLeavesTheChannelCountOpen) {
+  for (ObserverKind kind : kAllKinds) {
+    for (bool per_channel : {false, true}) {
+      auto obs = make_observer(options(kind, per_channel));
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      EXPECT_THAT(error_of([&] { obs->observe(std::vector<float>{0, nan, 1, 2}, 4); }), HasSubstr("NaN"));
+      EXPECT_EQ(obs->channels(), 0);
+      obs->observe(std::vector<float>{1, -1, 2, -2, 3, -3}, 3);  // another channel count: accepted
+      EXPECT_EQ(obs->channels(), 3);
+      EXPECT_EQ(obs->batches_seen(), 1);
+      EXPECT_EQ(obs->ranges().size(), per_channel ? 3u : 1u) << observer_kind_name(kind);
+    }
+  }
+}
+
 TEST(ObserverErrors, ChannelCountMustNotChange) {
   for (ObserverKind kind : kAllKinds) {
     for (bool per_channel : {false, true}) {

@@ -1,12 +1,18 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
+#include <vector>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
 
+#include "core/tensor.h"
+#include "formats/named_tensor.h"
+#include "formats/safetensors.h"
 #include "run_command.h"
 #include "shared_data.h"
 
@@ -22,7 +28,7 @@ const std::string kStories = shared_data_path(kStoriesFile);
 void expect_one_line_error(const std::string& args, const std::string& needle) {
   const CommandResult r = run_qforge(args);
   EXPECT_NE(r.exit_code, 0) << args;
-  EXPECT_EQ(count_lines(r.err), 1) << args << "\nstderr:\n" << r.err;
+  EXPECT_TRUE(is_one_line(r.err)) << args << "\nstderr:\n" << r.err;
   EXPECT_NE(r.err.find("qforge: error:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
   EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
@@ -117,6 +123,108 @@ TEST_F(InspectCli, TextTableListsEveryScheme) {
   EXPECT_NE(r.out.find("260032 parameters"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("int8:channel"), std::string::npos);
   EXPECT_NE(r.out.find("nf4:g64"), std::string::npos);
+}
+
+TEST(RunCommand, CountsRawLines) {
+  EXPECT_EQ(count_lines(""), 0);
+  EXPECT_EQ(count_lines("a\n"), 1);
+  EXPECT_EQ(count_lines("a"), 1);
+  EXPECT_EQ(count_lines("a\n\n"), 2);
+  EXPECT_EQ(count_lines("\n"), 1);
+  EXPECT_TRUE(is_one_line("qforge: error: x\n"));
+  EXPECT_FALSE(is_one_line("qforge: error: x"));
+  EXPECT_FALSE(is_one_line("qforge: error: x\n\n"));
+  EXPECT_FALSE(is_one_line("a\nb\n"));
+  EXPECT_FALSE(is_one_line(""));
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+Tensor matrix(std::vector<float> values, int64_t rows, int64_t cols) { return Tensor::from_f32(values, {rows, cols}); }
+
+// A hostile tensor name reaches an error through inspect's per-tensor
+// context: the error stays one line (the name is quoted and escaped) and
+// names the file.
+TEST_F(InspectCli, HostileTensorNameInAnErrorStaysOneLine) {
+  const std::string path = (dir_ / "evil.safetensors").string();
+  const std::string evil = "evil\nqforge: ok";
+  // int2 symmetric: scale = amax = 3e38 > 2^127, which no power-of-two scale covers.
+  formats::write_safetensors(path, std::vector<formats::NamedTensor>{{evil, matrix({3.0e38f, -1, 2, 1}, 2, 2)}});
+  const CommandResult r = run_qforge("inspect " + shell_quote(path) + " -s int2:pow2scale");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(is_one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find(path + ": tensor \"evil\\nqforge: ok\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2^127"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+}
+
+// The stats count NaN/Inf; the scheme evaluation skips such a matrix instead
+// of failing the whole checkpoint, and says so.
+TEST_F(InspectCli, NonFiniteTensorIsReportedNotFatal) {
+  const std::string path = (dir_ / "nan.safetensors").string();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  formats::write_safetensors(path, std::vector<formats::NamedTensor>{
+                                       {"evil\nqforge: ok", matrix({1, nan, 2, INFINITY}, 2, 2)},
+                                       {"good", matrix({1, -1, 0.5f, 0.25f}, 2, 2)},
+                                       {"norm", Tensor::from_f32(std::vector<float>{1, nan}, {2})}});
+  const CommandResult t = run_qforge("inspect " + shell_quote(path) + " -s int8");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("not evaluated (2 NaN/Inf)"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("1 tensor with NaN/Inf values was not evaluated"), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("nan "), std::string::npos) << t.out;  // no NaN in the summary
+
+  const CommandResult j = run_qforge("inspect " + shell_quote(path) + " -s int8 --json");
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);
+  ASSERT_EQ(doc["tensors"].size(), 3u);
+  const auto& bad = doc["tensors"][0];
+  EXPECT_EQ(bad["name"], "evil\nqforge: ok");
+  EXPECT_EQ(bad["stats"]["non_finite"], 2);
+  EXPECT_EQ(bad["schemes"]["int8:channel"]["evaluated"], false);
+  EXPECT_EQ(doc["not_evaluated"], nlohmann::json::array({"evil\nqforge: ok"}));
+  // The summary covers "good" (quantized) and "norm" (kept) only.
+  const auto& int8 = doc["schemes"][0];
+  EXPECT_EQ(int8["scheme"], "int8:channel");
+  EXPECT_TRUE(int8["sqnr_db"].is_number() || int8["sqnr_db"].is_null());
+  EXPECT_TRUE(int8["bits_per_weight"].is_number());
+}
+
+TEST_F(InspectCli, EmptyAndZeroSizeCheckpointsPrintNoNaN) {
+  const std::string empty = (dir_ / "empty.safetensors").string();
+  formats::write_safetensors(empty, std::vector<formats::NamedTensor>{});
+  const std::string zero = (dir_ / "zero.safetensors").string();
+  formats::write_safetensors(zero, std::vector<formats::NamedTensor>{{"w", Tensor::zeros(DType::F32, {0, 4})},
+                                                                     {"b", Tensor::zeros(DType::F32, {0})}});
+  for (const std::string& path : std::vector<std::string>{empty, zero}) {
+    for (const std::string extra : {"", " --brief", " --json"}) {
+      const CommandResult r = run_qforge("inspect " + path + " -s int8,int4:g32" + extra);
+      ASSERT_EQ(r.exit_code, 0) << path << extra << ": " << r.err;
+      EXPECT_EQ(r.out.find("nan"), std::string::npos) << path << extra << ":\n" << r.out;
+      EXPECT_EQ(r.out.find("inf"), std::string::npos) << path << extra << ":\n" << r.out;
+      if (extra == " --json") {
+        const auto doc = nlohmann::json::parse(r.out);
+        EXPECT_EQ(doc["params"], 0);
+        EXPECT_TRUE(doc["schemes"][0]["bits_per_weight"].is_null()) << r.out;
+      } else if (extra == " --brief") {
+        EXPECT_NE(r.out.find("(as stored)"), std::string::npos) << r.out;
+      }
+    }
+  }
+}
+
+// A path that is not UTF-8 still gives valid JSON (bad bytes replaced), not
+// "internal error".
+TEST_F(InspectCli, JsonWithNonUtf8PathIsValid) {
+  const std::string path = (dir_ / "bad\xff\xfename.safetensors").string();
+  formats::write_safetensors(path, std::vector<formats::NamedTensor>{{"w", matrix({1, 2, 3, 4}, 2, 2)}});
+  const CommandResult r = run_qforge("inspect " + shell_quote(path) + " --json -s int8");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto doc = nlohmann::json::parse(r.out);
+  EXPECT_NE(doc["path"].get<std::string>().find("\xEF\xBF\xBD"), std::string::npos);  // U+FFFD
 }
 
 }  // namespace

@@ -37,11 +37,12 @@ CommandResult run_qforge(const std::string& args) {
 }
 
 int count_lines(const std::string& text) {
-  std::istringstream in(text);
   int n = 0;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) ++n;
+  for (char c : text) n += c == '\n';
+  if (!text.empty() && text.back() != '\n') ++n;
   return n;
 }
+
+bool is_one_line(const std::string& text) { return count_lines(text) == 1 && text.back() == '\n'; }
 
 }  // namespace qf::test

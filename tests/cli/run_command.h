@@ -14,7 +14,11 @@ struct CommandResult {
 // `args` is appended to the qforge path and run through /bin/sh.
 CommandResult run_qforge(const std::string& args);
 
-// Lines of `text` that are not empty.
+// Raw lines of `text`, empty ones included: the number of '\n', plus one
+// for unterminated text after the last. "a\n\n" is 2 lines.
 int count_lines(const std::string& text);
+
+// Exactly one line, ending in '\n' ("a\n" yes; "a", "a\n\n", "a\nb\n" no).
+bool is_one_line(const std::string& text);
 
 }  // namespace qf::test

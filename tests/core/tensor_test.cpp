@@ -63,6 +63,20 @@ TEST(Tensor, RejectsWrongElementAccessAndBadShapes) {
   EXPECT_EQ(shape_to_string({64, 172}), "[64, 172]");
 }
 
+// numel fits in int64 but numel * element size does not: must not wrap to 0.
+TEST(Tensor, ByteCountOverflowIsAnError) {
+  EXPECT_THROW(Tensor::zeros(DType::F64, {int64_t{1} << 61}), Error);
+  EXPECT_THROW(Tensor::zeros(DType::F32, {int64_t{1} << 31, int64_t{1} << 31}), Error);
+  const float dummy = 0.0f;
+  EXPECT_THROW(Tensor::view(DType::F64, {int64_t{1} << 61}, &dummy, nullptr), Error);
+  EXPECT_THROW(shape_nbytes(DType::F16, {int64_t{1} << 62, 2}), Error);
+  EXPECT_EQ(shape_nbytes(DType::F64, {int64_t{1} << 59}), size_t{1} << 62);
+  EXPECT_EQ(shape_nbytes(DType::BF16, {3, 5}), 30u);
+  // A valid view of a huge shape still reports its exact byte count.
+  const Tensor big = Tensor::view(DType::U8, {int64_t{1} << 40}, &dummy, nullptr);
+  EXPECT_EQ(big.nbytes(), size_t{1} << 40);
+}
+
 TEST(DType, NamesRoundTrip) {
   for (auto t : {DType::F64, DType::F32, DType::F16, DType::BF16, DType::F8_E4M3, DType::F8_E5M2, DType::I64,
                  DType::I32, DType::I16, DType::I8, DType::U64, DType::U32, DType::U16, DType::U8, DType::Bool}) {

@@ -3,11 +3,13 @@
 // group (incl. ragged) granularity and f32 / f16 / pow2 scales.
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/float_formats.h"
 #include "quant/affine.h"
 #include "quant/packing.h"
@@ -258,6 +260,44 @@ TEST(Affine, RoundScaleRoundsUpToStorable) {
   EXPECT_EQ(round_scale(1e-40f, ScaleFormat::Pow2), std::ldexp(1.0f, -128));
   EXPECT_THROW(round_scale(0.0f, ScaleFormat::F32), Error);
   EXPECT_THROW(round_scale(-1.0f, ScaleFormat::F32), Error);
+}
+
+// Above 2^127 the next power of two is not storable: clamping down to 2^127
+// would leave the range uncovered, so it is an error like the fp16 overflow.
+TEST(Affine, Pow2ScaleAboveTwoTo127IsAnError) {
+  EXPECT_EQ(round_scale(std::ldexp(1.0f, 127), ScaleFormat::Pow2), std::ldexp(1.0f, 127));
+  EXPECT_EQ(round_scale(std::ldexp(1.0f, 126) * 1.5f, ScaleFormat::Pow2), std::ldexp(1.0f, 127));
+  try {
+    (void)round_scale(std::ldexp(1.0f, 127) * 1.5f, ScaleFormat::Pow2);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2^127"), std::string::npos) << e.what();
+  }
+  // Through the range API: int2 has one step per side, so the scale is amax > 2^127.
+  EXPECT_THROW(affine_params_from_range(-3.0e38f, 3.0e38f, Scheme::parse("int2:pow2scale")), Error);
+}
+
+// One definition of the integer widths: schemes int2..int8, range arithmetic up to 16.
+TEST(Affine, IntegerWidthLimitsAreShared) {
+  EXPECT_THROW(int_code_range(kMinIntBits - 1, true, false), Error);
+  EXPECT_THROW(int_code_range(kMaxRangeIntBits + 1, false, false), Error);
+  EXPECT_EQ(int_code_range(kMaxRangeIntBits, false, false).qmax, 65535);
+  EXPECT_EQ(int_code_range(kMinIntBits, true, false).qmax, 1);
+  EXPECT_THROW(Scheme::parse("int" + std::to_string(kMaxIntBits + 1)), Error);
+  EXPECT_NO_THROW(Scheme::parse("int" + std::to_string(kMaxIntBits)));
+  EXPECT_NO_THROW(Scheme::parse("int" + std::to_string(kMinIntBits)));
+}
+
+TEST(Affine, FinishScaleIsTheSharedRule) {
+  EXPECT_EQ(finish_scale(0.0, ScaleFormat::F32), 1.0f);
+  EXPECT_EQ(finish_scale(0.0, ScaleFormat::Pow2), 1.0f);
+  EXPECT_EQ(finish_scale(1e-45, ScaleFormat::F32), FLT_MIN);
+  EXPECT_EQ(finish_scale(0.3, ScaleFormat::Pow2), 0.5f);
+  EXPECT_EQ(finish_scale(0.3, ScaleFormat::F32), 0.3f);
+  EXPECT_THROW(finish_scale(-1.0, ScaleFormat::F32), Error);
+  EXPECT_THROW(finish_scale(std::nan(""), ScaleFormat::F32), Error);
+  // Both quantizer families follow it for all-zero input.
+  EXPECT_EQ(affine_params_from_range(0.0f, 0.0f, Scheme::parse("int4")).scale, 1.0f);
 }
 
 TEST(Affine, SpanFormsMatchScalar) {

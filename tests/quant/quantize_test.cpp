@@ -243,6 +243,24 @@ TEST(Quantize, GivenParametersAreRoundedAndChecked) {
   expect_error([&] { quantize(w, s, wrong); }, "does not fit scheme");
 }
 
+// Errors in caller-supplied parameters name the row and group they are in.
+TEST(Quantize, GivenParameterErrorsNameRowAndGroup) {
+  const Tensor w = testing::random_weights(3, 16, 12);
+  const Scheme s = Scheme::parse("int4:g8:asym");
+  ParamGrid grid = choose_params(w, s);
+  grid.row(2)[1].zero_point = 16;
+  expect_error([&] { quantize(w, s, grid); }, "row 2, group 1: zero point 16 outside the code range");
+  expect_error([&] { fake_quantize(w, s, grid); }, "row 2, group 1: zero point 16 outside the code range");
+  grid.row(2)[1].zero_point = 3;
+  grid.row(1)[0].scale = 0.0f;
+  expect_error([&] { quantize(w, s, grid); }, "row 1, group 0: scale 0 is not a positive finite number");
+  expect_error([&] { fake_quantize(w, s, grid); }, "row 1, group 0: scale 0");
+  const Scheme t = Scheme::parse("int8:tensor");
+  ParamGrid one = choose_params(w, t);
+  one.params[0].scale = -1.0f;
+  expect_error([&] { quantize(w, t, one); }, "tensor-wide parameters: scale -1");
+}
+
 TEST(Quantize, ClippedRangeThroughTensorApi) {
   // Narrower parameters from group_params_from_range clamp outliers to the end codes.
   const Tensor w = Tensor::from_f32(std::vector<float>{-10, -1, 0, 0.3f, 1, 10}, {1, 6});

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "formats/checkpoint.h"
+#include "formats/strict_json.h"
 #include "quant/scheme.h"
 
 namespace qf::cli {
@@ -29,7 +31,10 @@ struct InspectOptions {
 
 struct TensorReport {
   analysis::TensorStats stats;
-  std::vector<analysis::TensorQuantError> errors;  // one per scheme
+  // A matrix holding NaN/Inf cannot be quantized: the schemes are not
+  // evaluated on it, and it is left out of the scheme summaries.
+  bool not_evaluated = false;
+  std::vector<analysis::TensorQuantError> errors;  // one per scheme (empty when not evaluated)
 };
 
 std::string human_bytes(double b) {
@@ -47,6 +52,20 @@ nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::js
 
 std::string db(double v) { return std::isfinite(v) ? fmt::format("{:.2f}", v) : "exact"; }
 
+// a / b, or nullopt when it is undefined (an empty checkpoint, a zero-size tensor).
+std::optional<double> ratio(double a, double b) {
+  if (b == 0.0) return std::nullopt;
+  return a / b;
+}
+std::string fixed(std::optional<double> v, int precision) {
+  return v ? fmt::format("{:.{}f}", *v, precision) : std::string("-");
+}
+nlohmann::json json_or_null(std::optional<double> v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
+
+std::string not_evaluated_note(uint64_t non_finite) { return fmt::format("not evaluated ({} NaN/Inf)", non_finite); }
+
+// summaries[0]: every tensor as stored (the header line); summaries[1]: the
+// evaluated tensors as stored (the summary's baseline); summaries[2 + k]: scheme k.
 void print_text(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme>& schemes,
                 const std::vector<TensorReport>& reports, const std::vector<analysis::SchemeSummary>& summaries,
                 bool brief) {
@@ -69,27 +88,42 @@ void print_text(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme
       fmt::print("{:<48} {:>10} {:>6} {:>9} {:>11} {:>10} {:>9}\n", "tensor", "bytes", "bpw", "SQNR dB", "MSE",
                  "max|err|", "cosine");
       for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
+        if (reports[i].not_evaluated) {
+          fmt::print("{:<48} {}\n", ckpt.tensors[i].name, not_evaluated_note(reports[i].stats.non_finite));
+          continue;
+        }
         const auto& e = reports[i].errors[k];
         if (!e.quantized) continue;
-        fmt::print("{:<48} {:>10} {:>6.3f} {:>9} {:>11.4e} {:>10.4g} {:>9.6f}\n", ckpt.tensors[i].name,
-                   e.quantized_bytes, 8.0 * static_cast<double>(e.quantized_bytes) / static_cast<double>(e.numel),
+        fmt::print("{:<48} {:>10} {:>6} {:>9} {:>11.4e} {:>10.4g} {:>9.6f}\n", ckpt.tensors[i].name,
+                   e.quantized_bytes,
+                   fixed(ratio(8.0 * static_cast<double>(e.quantized_bytes), static_cast<double>(e.numel)), 3),
                    db(e.metrics.sqnr_db), e.metrics.mse, e.metrics.max_abs, e.metrics.cosine);
       }
     }
     fmt::print("\n");
   }
   if (schemes.empty()) return;
+  const auto& evaluated = summaries[1];
   fmt::print("{:<24} {:>8} {:>12} {:>7} {:>9} {:>11} {:>11}\n", "scheme", "bits/w", "size", "ratio", "SQNR dB",
              "MSE", "worst dB");
-  fmt::print("{:<24} {:>8.3f} {:>12} {:>7.2f} {:>9} {:>11} {:>11}\n", "(as stored)",
-             8.0 * static_cast<double>(base.original_bytes) / static_cast<double>(base.params),
-             human_bytes(static_cast<double>(base.original_bytes)), 1.0, "-", "-", "-");
+  fmt::print("{:<24} {:>8} {:>12} {:>7} {:>9} {:>11} {:>11}\n", "(as stored)",
+             fixed(ratio(8.0 * static_cast<double>(evaluated.original_bytes), static_cast<double>(evaluated.params)), 3),
+             human_bytes(static_cast<double>(evaluated.original_bytes)),
+             fixed(ratio(static_cast<double>(evaluated.original_bytes), static_cast<double>(evaluated.original_bytes)), 2),
+             "-", "-", "-");
   for (size_t k = 0; k < schemes.size(); ++k) {
-    const auto& s = summaries[k + 1];
-    fmt::print("{:<24} {:>8.3f} {:>12} {:>7.2f} {:>9} {:>11.4e} {:>11}\n", schemes[k].to_string(), s.bits_per_weight,
+    const auto& s = summaries[k + 2];
+    fmt::print("{:<24} {:>8} {:>12} {:>7} {:>9} {:>11.4e} {:>11}\n", schemes[k].to_string(),
+               fixed(ratio(8.0 * static_cast<double>(s.quantized_bytes), static_cast<double>(s.params)), 3),
                human_bytes(static_cast<double>(s.quantized_bytes)),
-               static_cast<double>(s.original_bytes) / static_cast<double>(s.quantized_bytes), db(s.sqnr_db), s.mse,
-               db(s.worst_sqnr_db));
+               fixed(ratio(static_cast<double>(s.original_bytes), static_cast<double>(s.quantized_bytes)), 2),
+               db(s.sqnr_db), s.mse, db(s.worst_sqnr_db));
+  }
+  size_t skipped = 0;
+  for (const auto& r : reports) skipped += r.not_evaluated ? 1 : 0;
+  if (skipped) {
+    fmt::print("note: {} tensor{} with NaN/Inf values {} not evaluated and {} left out of this summary\n", skipped,
+               skipped == 1 ? "" : "s", skipped == 1 ? "was" : "were", skipped == 1 ? "is" : "are");
   }
 }
 
@@ -120,6 +154,10 @@ void print_json(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme
                  {"non_finite", s.non_finite}}}};
     json js = json::object();
     for (size_t k = 0; k < schemes.size(); ++k) {
+      if (reports[i].not_evaluated) {
+        js[schemes[k].to_string()] = {{"evaluated", false}, {"reason", not_evaluated_note(s.non_finite)}};
+        continue;
+      }
       const auto& e = reports[i].errors[k];
       if (!e.quantized) continue;
       js[schemes[k].to_string()] = {{"bytes", e.quantized_bytes},
@@ -134,16 +172,23 @@ void print_json(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme
   out["tensors"] = std::move(tensors);
   json js = json::array();
   for (size_t k = 0; k < schemes.size(); ++k) {
-    const auto& s = summaries[k + 1];
+    const auto& s = summaries[k + 2];
     js.push_back({{"scheme", schemes[k].to_string()},
                   {"bytes", s.quantized_bytes},
-                  {"bits_per_weight", s.bits_per_weight},
+                  {"bits_per_weight",
+                   json_or_null(ratio(8.0 * static_cast<double>(s.quantized_bytes), static_cast<double>(s.params)))},
                   {"sqnr_db", finite_or_null(s.sqnr_db)},
                   {"mse", s.mse},
                   {"worst_sqnr_db", finite_or_null(s.worst_sqnr_db)}});
   }
   out["schemes"] = std::move(js);
-  fmt::print("{}\n", out.dump(2));
+  json excluded = json::array();
+  for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
+    if (reports[i].not_evaluated) excluded.push_back(ckpt.tensors[i].name);
+  }
+  out["not_evaluated"] = std::move(excluded);  // tensors left out of the scheme summaries (NaN/Inf)
+  // Names and paths need not be UTF-8: replace bad bytes instead of throwing.
+  fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
 }
 
 void run_inspect(const InspectOptions& opt) {
@@ -159,7 +204,7 @@ void run_inspect(const InspectOptions& opt) {
   pool.parallel_for(static_cast<int64_t>(ckpt.tensors.size()), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const auto& named = ckpt.tensors[static_cast<size_t>(i)];
-      with_context(named.name, [&] {
+      with_context(ckpt.path + ": tensor " + formats::quote(named.name), [&] {
         const Tensor& t = named.tensor;
         auto& r = reports[static_cast<size_t>(i)];
         if (t.dtype() == DType::Bool || t.numel() == 0) {
@@ -167,6 +212,12 @@ void run_inspect(const InspectOptions& opt) {
         } else {
           const auto values = t.to_f32_vector();
           r.stats = analysis::compute_stats(values);
+        }
+        // The stats count NaN/Inf on purpose; quantizing such a matrix would
+        // throw, so it is reported as not evaluated instead of failing the run.
+        if (r.stats.non_finite > 0 && analysis::is_quantizable(t)) {
+          r.not_evaluated = true;
+          return;
         }
         for (const auto& scheme : schemes) r.errors.push_back(analysis::evaluate_scheme(t, scheme));
       });
@@ -176,15 +227,20 @@ void run_inspect(const InspectOptions& opt) {
   progress.finish();
 
   std::vector<analysis::SchemeSummary> summaries;
-  {
+  for (const bool evaluated_only : {false, true}) {
     std::vector<analysis::TensorQuantError> stored;
-    for (const auto& named : ckpt.tensors)
-      stored.push_back({false, named.tensor.numel(), named.tensor.nbytes(), named.tensor.nbytes(), 0, 0, {}});
+    for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
+      if (evaluated_only && reports[i].not_evaluated) continue;
+      const Tensor& t = ckpt.tensors[i].tensor;
+      stored.push_back({false, t.numel(), t.nbytes(), t.nbytes(), 0, 0, {}});
+    }
     summaries.push_back(analysis::summarize(stored));
   }
   for (size_t k = 0; k < schemes.size(); ++k) {
     std::vector<analysis::TensorQuantError> per_tensor;
-    for (const auto& r : reports) per_tensor.push_back(r.errors[k]);
+    for (const auto& r : reports) {
+      if (!r.not_evaluated) per_tensor.push_back(r.errors[k]);
+    }
     summaries.push_back(analysis::summarize(per_tensor));
   }
   if (opt.json) {
