@@ -257,7 +257,7 @@ void register_inspect(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "inspect", "List a checkpoint's tensors with distribution statistics, and what quantization schemes would cost");
   cmd->add_option("file", opt->path,
-                  "safetensors file, sharded index (model.safetensors.index.json), model folder, or llama2.c .bin")
+                  "safetensors file, sharded index (model.safetensors.index.json), model folder, GGUF file, or llama2.c .bin")
       ->required();
   cmd->add_option("-s,--scheme", opt->schemes,
                    "quantization scheme(s) to evaluate with round-to-nearest, e.g. int8:channel, int4:g128:asym, "
