@@ -24,16 +24,6 @@ namespace fs = std::filesystem;
 const std::string kStoriesFile = "stories260K/stories260K.bin";
 const std::string kStories = shared_data_path(kStoriesFile);
 
-// A bad invocation must fail with exactly one clear line on stderr.
-void expect_one_line_error(const std::string& args, const std::string& needle) {
-  const CommandResult r = run_qforge(args);
-  EXPECT_NE(r.exit_code, 0) << args;
-  EXPECT_TRUE(is_one_line(r.err)) << args << "\nstderr:\n" << r.err;
-  EXPECT_NE(r.err.find("qforge: error:"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
-}
-
 class InspectCli : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -1,5 +1,6 @@
 #include "run_command.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,5 +45,14 @@ int count_lines(const std::string& text) {
 }
 
 bool is_one_line(const std::string& text) { return count_lines(text) == 1 && text.back() == '\n'; }
+
+void expect_one_line_error(const std::string& args, const std::string& needle) {
+  const CommandResult r = run_qforge(args);
+  EXPECT_NE(r.exit_code, 0) << args;
+  EXPECT_TRUE(is_one_line(r.err)) << args << "\nstderr:\n" << r.err;
+  EXPECT_NE(r.err.find("qforge: error:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+}
 
 }  // namespace qf::test

@@ -21,4 +21,8 @@ int count_lines(const std::string& text);
 // Exactly one line, ending in '\n' ("a\n" yes; "a", "a\n\n", "a\nb\n" no).
 bool is_one_line(const std::string& text);
 
+// A bad invocation must fail with exactly one clear line on stderr that
+// contains `needle` (and is not an internal error).
+void expect_one_line_error(const std::string& args, const std::string& needle);
+
 }  // namespace qf::test

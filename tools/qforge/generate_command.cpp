@@ -43,9 +43,15 @@ void run_generate(const GenerateOptions& opt) {
   std::fputs(opt.prompt.c_str(), stdout);
   std::fflush(stdout);
   const auto start = std::chrono::steady_clock::now();
+  // The first piece after a bare BOS carries SentencePiece's dummy-prefix space;
+  // drop it so the text starts where the model's does (as llama2.c prints it).
+  bool at_text_start = opt.prompt.empty();
   const auto tokens = runtime::generate(rt, prompt, opt.n_tokens, sampler, [&](int32_t t) {
     if (opt.stop_at_eos && t == tok->eos_id()) return false;
-    const std::string piece = tok->token_to_piece(t);
+    std::string piece = tok->token_to_piece(t);
+    if (at_text_start && tok->vocab().kind == tokenizer::VocabKind::SentencePiece && tok->vocab().add_space_prefix &&
+        piece.starts_with(' ')) piece.erase(0, 1);
+    at_text_start = false;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
     return true;

@@ -1,0 +1,103 @@
+// eval, generate, convert and bench as a user runs them.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "run_command.h"
+#include "shared_data.h"
+
+namespace qf::test {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kModelFile = "stories260K/stories260K.bin";
+const std::string kTextFile = "stories260K/tinystories_valid_sample_30KB.txt";
+
+class ModelCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    QF_REQUIRE_SHARED_DATA(kModelFile);
+    QF_REQUIRE_SHARED_DATA(kTextFile);
+    QF_REQUIRE_SHARED_DATA("stories260K/tok512.model");
+    model_ = shared_data_path(kModelFile);
+    text_ = shared_data_path(kTextFile);
+    dir_ = fs::temp_directory_path() / ("qf_model_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string model_, text_;
+  fs::path dir_;
+};
+
+TEST_F(ModelCli, EvalLinesReproducesThePublishedPerplexity) {
+  const auto r = run_qforge("eval " + model_ + " --text " + text_ + " --protocol lines --json -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(j["perplexity"].get<double>(), 5.25, 5.25 * 0.005);
+  EXPECT_NEAR(j["tokens"].get<double>(), 9100, 100);
+}
+
+TEST_F(ModelCli, GreedyGenerationTellsTheDocumentedStory) {
+  const auto r = run_qforge("generate " + model_ + " -n 40 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.",
+                        0),
+            0u)
+      << r.out;
+  // A seeded sample is reproducible.
+  const auto a = run_qforge("generate " + model_ + " -p 'The cat' -n 30 --temp 0.9 --top-p 0.9 --seed 7");
+  const auto b = run_qforge("generate " + model_ + " -p 'The cat' -n 30 --temp 0.9 --top-p 0.9 --seed 7");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(ModelCli, ConvertedGgufScoresLikeTheOriginal) {
+  const std::string gguf = (dir_ / "s.gguf").string();
+  const auto c = run_qforge("convert " + model_ + " " + gguf);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const auto r = run_qforge("eval " + gguf + " --text " + text_ + " --protocol chunks --ctx 128 --max-windows 4 --baseline " +
+                            model_ + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["baseline"]["kld_max"].get<double>(), 0.0);
+  EXPECT_EQ(j["baseline"]["top1_agreement"].get<double>(), 1.0);
+  const auto inspect = run_qforge("inspect " + gguf + " --json");
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_EQ(nlohmann::json::parse(inspect.out)["params"], 260032);
+}
+
+TEST_F(ModelCli, BenchReportsEveryFigure) {
+  const auto r = run_qforge("bench " + model_ + " --pp 32 --tg 8 -r 1 -t 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"pp_tokens_per_s", "tg_tokens_per_s", "decode_weight_gbps", "triad_gbps", "bound_ratio"})
+    EXPECT_GT(j[k].get<double>(), 0.0) << k;
+  EXPECT_EQ(j["weight_bytes"].get<uint64_t>(), 260032u * 4);
+  EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), j["weight_bytes"].get<uint64_t>());
+}
+
+TEST_F(ModelCli, BadInputGivesOneClearLine) {
+  expect_one_line_error("eval " + model_, "--text");
+  expect_one_line_error("eval " + model_ + " --text /no/such.txt", "/no/such.txt");
+  expect_one_line_error("eval " + model_ + " --text " + text_ + " --protocol sliding", "sliding");
+  expect_one_line_error("eval /no/such/model --text " + text_, "/no/such/model");
+  expect_one_line_error("eval " + model_ + " --text " + text_ + " --protocol chunks --ctx 100000", "chunk");
+  expect_one_line_error("generate " + model_ + " --top-p 0", "top-p");
+  expect_one_line_error("convert " + model_ + " " + (dir_ / "x").string() + " --dtype int3", "int3");
+  expect_one_line_error("convert /no/such/model " + (dir_ / "y.gguf").string(), "/no/such/model");
+  EXPECT_FALSE(fs::exists(dir_ / "y.gguf"));
+  expect_one_line_error("bench --synthetic llama-3b", "llama-3b");
+  expect_one_line_error("bench", "--synthetic");
+  // An unknown architecture in config.json names it.
+  fs::create_directories(dir_ / "weird");
+  std::ofstream(dir_ / "weird" / "config.json") << R"({"model_type": "mamba", "vocab_size": 10})";
+  std::ofstream(dir_ / "weird" / "model.safetensors") << "";
+  expect_one_line_error("eval " + (dir_ / "weird").string() + " --text " + text_, "mamba");
+}
+
+}  // namespace
+}  // namespace qf::test
