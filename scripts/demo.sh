@@ -5,12 +5,13 @@
 #                                  default ../shared/data/stories260K/stories260K.bin)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-model=${1:-$root/../shared/data/stories260K/stories260K.bin}
+model=$(realpath -m "${1:-$root/../shared/data/stories260K/stories260K.bin}")
 if [ ! -e "$model" ]; then
   echo "demo: model '$model' not found; pass one: scripts/demo.sh path/to/model.safetensors" >&2
   exit 1
 fi
-cmake --preset release -S "$root" >/dev/null
+cd "$root"  # CMake finds its presets in the current folder
+cmake --preset release >/dev/null
 cmake --build --preset release
 schemes=int8:channel,int8:tensor,int4:g32:f16scale,int4:g32:asym,int4:g128:f16scale,nf4:g64,fp4:g32,fp8e4m3,int3:g32,int2:g16:asym,ternary:channel
 exec "$root/build/release/tools/qforge/qforge" inspect "$model" --brief --scheme "$schemes"
