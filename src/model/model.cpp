@@ -45,6 +45,11 @@ class TensorTable {
     return t.dtype() == DType::F32 ? t : t.to_f32();
   }
 
+  // An optional tensor: empty when absent, else checked like take().
+  Tensor take_optional(const std::string& name, const Shape& expected) {
+    return index_.count(prefix_ + name) ? take(name, expected) : Tensor();
+  }
+
   // Marks a tensor as deliberately unused (tied lm_head, buffers).
   void ignore(const std::string& full_name) { used_.insert(full_name); }
 
@@ -89,6 +94,11 @@ void build_llama(Model& m, TensorTable& t) {
     L.w_gate = t.take(p + "mlp.gate_proj.weight", {ff, h});
     L.w_up = t.take(p + "mlp.up_proj.weight", {ff, h});
     L.w_down = t.take(p + "mlp.down_proj.weight", {h, ff});
+    // Llama with attention_bias / mlp_bias, and bias-corrected quantized models.
+    L.bo = t.take_optional(p + "self_attn.o_proj.bias", {h});
+    L.b_gate = t.take_optional(p + "mlp.gate_proj.bias", {ff});
+    L.b_up = t.take_optional(p + "mlp.up_proj.bias", {ff});
+    L.b_down = t.take_optional(p + "mlp.down_proj.bias", {h});
     t.ignore(p + "self_attn.rotary_emb.inv_freq");
   }
   m.final_norm = t.take("model.norm.weight", {h});
@@ -188,10 +198,14 @@ std::vector<formats::NamedTensor> Model::named_tensors() const {
       add(p + "self_attn.v_proj.weight", L.wv);
       add(p + "self_attn.v_proj.bias", L.bv);
       add(p + "self_attn.o_proj.weight", L.wo);
+      add(p + "self_attn.o_proj.bias", L.bo);
       add(p + "post_attention_layernorm.weight", L.ffn_norm);
       add(p + "mlp.gate_proj.weight", L.w_gate);
+      add(p + "mlp.gate_proj.bias", L.b_gate);
       add(p + "mlp.up_proj.weight", L.w_up);
+      add(p + "mlp.up_proj.bias", L.b_up);
       add(p + "mlp.down_proj.weight", L.w_down);
+      add(p + "mlp.down_proj.bias", L.b_down);
     }
     add("model.norm.weight", final_norm);
   } else {

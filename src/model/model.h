@@ -10,6 +10,8 @@
 // them into the HF layout, so the runtime knows only one layout.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -20,6 +22,26 @@
 #include "tokenizer/vocab.h"
 
 namespace qf::model {
+
+// Where activations enter the linear layers of a block. Layers that read the
+// same input share a site (Llama q/k/v read AttnIn, gate/up read FfnIn), so
+// they share one smoothing vector and one activation quantizer.
+enum class InputSite { AttnIn = 0, AttnOut = 1, FfnIn = 2, FfnHidden = 3 };
+inline constexpr int kInputSites = 4;
+
+// Simulated integer quantization of a linear layer's input (W8A8): the runtime
+// rounds the activations at a site to the integer grid before the matmul.
+//   DynamicToken  one symmetric scale per token (row), absmax / qmax, chosen at run time
+//   StaticTensor  one scale (and zero point, asymmetric) for every token, calibrated
+enum class ActQuantMode { None, DynamicToken, StaticTensor };
+struct ActivationQuant {
+  ActQuantMode mode = ActQuantMode::None;
+  int bits = 8;
+  bool symmetric = true;
+  float scale = 0.0f;      // StaticTensor only, > 0
+  int32_t zero_point = 0;  // StaticTensor asymmetric only
+  bool operator==(const ActivationQuant&) const = default;
+};
 
 // One decoder layer. Matrix layouts differ by architecture because each keeps
 // its checkpoint's own orientation (no transposed copies):
@@ -50,9 +72,14 @@ struct LayerWeights {
   // MLP. Llama: down(silu(gate(x)) * up(x)), gate/up [intermediate, hidden],
   // down [hidden, intermediate]. GPT-2: w_down(gelu_tanh(x w_up + b_up)) + b_down
   // with w_up = mlp.c_fc [hidden, intermediate], w_down = mlp.c_proj [intermediate, hidden].
-  Tensor w_gate;  // Llama only
+  Tensor w_gate, b_gate;  // Llama only
   Tensor w_up, b_up;
   Tensor w_down, b_down;
+  // Llama family: bo, b_gate, b_up and b_down are optional (empty when the
+  // checkpoint has none); bias correction adds them.
+
+  // Activation quantization per input site (indexed by InputSite).
+  std::array<ActivationQuant, kInputSites> act{};
 };
 
 struct Model {
