@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "runtime/activation_quant.h"
 #include "runtime/kernels.h"
 
 namespace qf::runtime {
@@ -33,7 +34,7 @@ void KVCache::set_size(int64_t n) {
 
 // Activation blocks, grown to the largest batch seen and reused.
 struct Runtime::Scratch {
-  std::vector<float> x, xn, q, att, ff1, ff2;
+  std::vector<float> x, xn, q, att, ff1, ff2, actq;
   std::vector<float> cos, sin;  // [T, head_dim / 2]
   std::vector<double> inv_freq;
 
@@ -122,11 +123,7 @@ Tensor Runtime::forward(std::span<const int32_t> tokens, Logits which) {
   k::set_blas_threads(n_threads_);
   const int64_t out_rows = which == Logits::All ? T : 1;
   Tensor logits = Tensor::zeros(DType::F32, {out_rows, c.vocab_size});
-  if (c.arch == Architecture::Llama) {
-    forward_llama(tokens, out_rows, logits.mutable_data<float>());
-  } else {
-    forward_gpt2(tokens, out_rows, logits.mutable_data<float>());
-  }
+  run_blocks(tokens, out_rows, logits.mutable_data<float>());
   cache_.set_size(p0 + T);
   return logits;
 }
@@ -169,27 +166,157 @@ void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t
   }
 }
 
-void Runtime::forward_llama(std::span<const int32_t> tokens, int64_t out_rows, float* logits) {
+void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) const {
+  const model::ModelConfig& c = model_.config;
+  const int64_t T = static_cast<int64_t>(tokens.size()), H = c.hidden_size;
+  const float* embed = model_.embed.data<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    const float* e = embed + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H;
+    if (c.arch == Architecture::GPT2) {
+      const float* p = model_.pos_embed.data<float>() + (p0 + t) * H;
+      for (int64_t i = 0; i < H; ++i) x[t * H + i] = e[i] + p[i];
+    } else {
+      std::memcpy(x + t * H, e, static_cast<size_t>(H) * sizeof(float));
+    }
+  }
+}
+
+const float* Runtime::linear_input(int64_t layer, const model::LayerWeights& L, model::InputSite site,
+                                   const float* x, int64_t rows, int64_t cols) {
+  if (hook_) hook_(layer, site, x, rows, cols);
+  if (stop_after_ == site) return nullptr;
+  const model::ActivationQuant& aq = L.act[static_cast<size_t>(site)];
+  if (aq.mode == model::ActQuantMode::None) return x;
+  float* out = Scratch::sized(scratch_->actq, rows * cols);
+  fake_quantize_activations(x, rows, cols, aq, out);
+  return out;
+}
+
+void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int64_t T, int64_t p0) {
+  using model::InputSite;
   const model::ModelConfig& c = model_.config;
   Scratch& s = *scratch_;
-  const int64_t T = static_cast<int64_t>(tokens.size()), p0 = cache_.size();
   const int64_t H = c.hidden_size, hd = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
   const int64_t half = hd / 2;
   const float eps = c.norm_eps;
-
-  float* x = Scratch::sized(s.x, T * H);
   float* xn = Scratch::sized(s.xn, T * H);
   float* q = Scratch::sized(s.q, T * qd);
   float* att = Scratch::sized(s.att, T * qd);
   float* gate = Scratch::sized(s.ff1, T * ff);
   float* up = Scratch::sized(s.ff2, T * ff);
+  const float* cos = s.cos.data();
+  const float* sin = s.sin.data();
+
+  float* kc = cache_.keys(l, p0);
+  float* vc = cache_.values(l, p0);
+  const float* wn = L.attn_norm.data<float>();
+  for_rows(T, H, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wn, eps, H, xn + t * H);
+  });
+  const float* a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
+  if (!a_in) return;
+  k::linear(a_in, T, H, L.wq.data<float>(), qd, q, qd, preload_bias(L.bq, T, qd, q, qd));
+  k::linear(a_in, T, H, L.wk.data<float>(), kvd, kc, kvd, preload_bias(L.bk, T, kvd, kc, kvd));
+  k::linear(a_in, T, H, L.wv.data<float>(), kvd, vc, kvd, preload_bias(L.bv, T, kvd, vc, kvd));
+  for_rows(T, qd + kvd, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      for (int64_t h = 0; h < c.n_heads; ++h) k::rope_half(q + t * qd + h * hd, hd, cos + t * half, sin + t * half);
+      for (int64_t h = 0; h < c.n_kv_heads; ++h)
+        k::rope_half(kc + t * kvd + h * hd, hd, cos + t * half, sin + t * half);
+    }
+  });
+  attention(l, q, qd, p0, T, att);
+  if (!L.bo.empty()) add_bias(L.bo, T, H, x, H);
+  const float* o_in = linear_input(l, L, InputSite::AttnOut, att, T, qd);
+  if (!o_in) return;
+  k::linear(o_in, T, qd, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+
+  const float* wf = L.ffn_norm.data<float>();
+  for_rows(T, H, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wf, eps, H, xn + t * H);
+  });
+  const float* f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
+  if (!f_in) return;
+  k::linear(f_in, T, H, L.w_gate.data<float>(), ff, gate, ff, preload_bias(L.b_gate, T, ff, gate, ff));
+  k::linear(f_in, T, H, L.w_up.data<float>(), ff, up, ff, preload_bias(L.b_up, T, ff, up, ff));
+  for_rows(T, ff, [&](int64_t b, int64_t e) {
+    for (int64_t i = b * ff; i < e * ff; ++i) gate[i] = k::silu(gate[i]) * up[i];
+  });
+  if (!L.b_down.empty()) add_bias(L.b_down, T, H, x, H);
+  const float* d_in = linear_input(l, L, InputSite::FfnHidden, gate, T, ff);
+  if (!d_in) return;
+  k::linear(d_in, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+}
+
+void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int64_t T, int64_t p0) {
+  using model::InputSite;
+  const model::ModelConfig& c = model_.config;
+  Scratch& s = *scratch_;
+  const int64_t H = c.hidden_size, ff = c.intermediate_size;
+  const float eps = c.norm_eps;
+  float* xn = Scratch::sized(s.xn, T * H);
+  float* qkv = Scratch::sized(s.q, T * 3 * H);
+  float* att = Scratch::sized(s.att, T * H);
+  float* fc = Scratch::sized(s.ff1, T * ff);
+
+  const float *w1 = L.attn_norm.data<float>(), *b1 = L.attn_norm_bias.data<float>();
+  for_rows(T, H, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w1, b1, eps, H, xn + t * H);
+  });
+  const float* a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
+  if (!a_in) return;
+  preload_bias(L.b_qkv, T, 3 * H, qkv, 3 * H);
+  k::conv1d(a_in, T, H, L.w_qkv.data<float>(), 3 * H, qkv, 3 * H, /*accumulate=*/true);
+  float* kc = cache_.keys(l, p0);
+  float* vc = cache_.values(l, p0);
+  for (int64_t t = 0; t < T; ++t) {
+    std::memcpy(kc + t * H, qkv + t * 3 * H + H, static_cast<size_t>(H) * sizeof(float));
+    std::memcpy(vc + t * H, qkv + t * 3 * H + 2 * H, static_cast<size_t>(H) * sizeof(float));
+  }
+  attention(l, qkv, 3 * H, p0, T, att);
+  const float* o_in = linear_input(l, L, InputSite::AttnOut, att, T, H);
+  if (!o_in) return;
+  add_bias(L.bo, T, H, x, H);
+  k::conv1d(o_in, T, H, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+
+  const float *w2 = L.ffn_norm.data<float>(), *b2 = L.ffn_norm_bias.data<float>();
+  for_rows(T, H, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w2, b2, eps, H, xn + t * H);
+  });
+  const float* f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
+  if (!f_in) return;
+  preload_bias(L.b_up, T, ff, fc, ff);
+  k::conv1d(f_in, T, H, L.w_up.data<float>(), ff, fc, ff, /*accumulate=*/true);
+  for_rows(T, ff, [&](int64_t b, int64_t e) {
+    for (int64_t i = b * ff; i < e * ff; ++i) fc[i] = k::gelu_tanh(fc[i]);
+  });
+  const float* d_in = linear_input(l, L, InputSite::FfnHidden, fc, T, ff);
+  if (!d_in) return;
+  add_bias(L.b_down, T, H, x, H);
+  k::conv1d(d_in, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+}
+
+void Runtime::head_into(const float* x, int64_t rows, float* logits) {
+  const model::ModelConfig& c = model_.config;
+  const int64_t H = c.hidden_size;
+  float* xn = Scratch::sized(scratch_->xn, rows * H);
+  const float* wf = model_.final_norm.data<float>();
+  for (int64_t t = 0; t < rows; ++t) {
+    if (c.arch == Architecture::Llama) {
+      k::rms_norm(x + t * H, wf, c.norm_eps, H, xn + t * H);
+    } else {
+      k::layer_norm(x + t * H, wf, model_.final_norm_bias.data<float>(), c.norm_eps, H, xn + t * H);
+    }
+  }
+  k::linear(xn, rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
+}
+
+void Runtime::prepare_positions(int64_t p0, int64_t T) {
+  if (model_.config.arch != Architecture::Llama) return;
+  Scratch& s = *scratch_;
+  const int64_t half = model_.config.head_dim / 2;
   float* cos = Scratch::sized(s.cos, T * half);
   float* sin = Scratch::sized(s.sin, T * half);
-
-  const float* embed = model_.embed.data<float>();
-  for (int64_t t = 0; t < T; ++t)
-    std::memcpy(x + t * H, embed + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H,
-                static_cast<size_t>(H) * sizeof(float));
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t i = 0; i < half; ++i) {
       const double angle = static_cast<double>(p0 + t) * s.inv_freq[static_cast<size_t>(i)];
@@ -197,102 +324,73 @@ void Runtime::forward_llama(std::span<const int32_t> tokens, int64_t out_rows, f
       sin[t * half + i] = static_cast<float>(std::sin(angle));
     }
   }
-
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const model::LayerWeights& L = model_.layers[static_cast<size_t>(l)];
-    float* kc = cache_.keys(l, p0);
-    float* vc = cache_.values(l, p0);
-    const float* wn = L.attn_norm.data<float>();
-    for_rows(T, H, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wn, eps, H, xn + t * H);
-    });
-    k::linear(xn, T, H, L.wq.data<float>(), qd, q, qd, preload_bias(L.bq, T, qd, q, qd));
-    k::linear(xn, T, H, L.wk.data<float>(), kvd, kc, kvd, preload_bias(L.bk, T, kvd, kc, kvd));
-    k::linear(xn, T, H, L.wv.data<float>(), kvd, vc, kvd, preload_bias(L.bv, T, kvd, vc, kvd));
-    for_rows(T, qd + kvd, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        for (int64_t h = 0; h < c.n_heads; ++h) k::rope_half(q + t * qd + h * hd, hd, cos + t * half, sin + t * half);
-        for (int64_t h = 0; h < c.n_kv_heads; ++h)
-          k::rope_half(kc + t * kvd + h * hd, hd, cos + t * half, sin + t * half);
-      }
-    });
-    attention(l, q, qd, p0, T, att);
-    k::linear(att, T, qd, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
-
-    const float* wf = L.ffn_norm.data<float>();
-    for_rows(T, H, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wf, eps, H, xn + t * H);
-    });
-    k::linear(xn, T, H, L.w_gate.data<float>(), ff, gate, ff, false);
-    k::linear(xn, T, H, L.w_up.data<float>(), ff, up, ff, false);
-    for_rows(T, ff, [&](int64_t b, int64_t e) {
-      for (int64_t i = b * ff; i < e * ff; ++i) gate[i] = k::silu(gate[i]) * up[i];
-    });
-    k::linear(gate, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
-  }
-
-  const int64_t first = T - out_rows;
-  const float* wn = model_.final_norm.data<float>();
-  for (int64_t t = 0; t < out_rows; ++t) k::rms_norm(x + (first + t) * H, wn, eps, H, xn + t * H);
-  k::linear(xn, out_rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
 }
 
-void Runtime::forward_gpt2(std::span<const int32_t> tokens, int64_t out_rows, float* logits) {
+void Runtime::run_blocks(std::span<const int32_t> tokens, int64_t out_rows, float* logits) {
   const model::ModelConfig& c = model_.config;
-  Scratch& s = *scratch_;
   const int64_t T = static_cast<int64_t>(tokens.size()), p0 = cache_.size();
-  const int64_t H = c.hidden_size, ff = c.intermediate_size;
-  const float eps = c.norm_eps;
-
-  float* x = Scratch::sized(s.x, T * H);
-  float* xn = Scratch::sized(s.xn, T * H);
-  float* qkv = Scratch::sized(s.q, T * 3 * H);
-  float* att = Scratch::sized(s.att, T * H);
-  float* fc = Scratch::sized(s.ff1, T * ff);
-
-  const float* wte = model_.embed.data<float>();
-  const float* wpe = model_.pos_embed.data<float>();
-  for (int64_t t = 0; t < T; ++t) {
-    const float* e = wte + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H;
-    const float* p = wpe + (p0 + t) * H;
-    for (int64_t i = 0; i < H; ++i) x[t * H + i] = e[i] + p[i];
-  }
-
+  float* x = Scratch::sized(scratch_->x, T * c.hidden_size);
+  embed_into(tokens, p0, x);
+  prepare_positions(p0, T);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const model::LayerWeights& L = model_.layers[static_cast<size_t>(l)];
-    const float *w1 = L.attn_norm.data<float>(), *b1 = L.attn_norm_bias.data<float>();
-    for_rows(T, H, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w1, b1, eps, H, xn + t * H);
-    });
-    preload_bias(L.b_qkv, T, 3 * H, qkv, 3 * H);
-    k::conv1d(xn, T, H, L.w_qkv.data<float>(), 3 * H, qkv, 3 * H, /*accumulate=*/true);
-    float* kc = cache_.keys(l, p0);
-    float* vc = cache_.values(l, p0);
-    for (int64_t t = 0; t < T; ++t) {
-      std::memcpy(kc + t * H, qkv + t * 3 * H + H, static_cast<size_t>(H) * sizeof(float));
-      std::memcpy(vc + t * H, qkv + t * 3 * H + 2 * H, static_cast<size_t>(H) * sizeof(float));
+    if (c.arch == Architecture::Llama) {
+      block_llama(l, L, x, T, p0);
+    } else {
+      block_gpt2(l, L, x, T, p0);
     }
-    attention(l, qkv, 3 * H, p0, T, att);
-    add_bias(L.bo, T, H, x, H);
-    k::conv1d(att, T, H, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
-
-    const float *w2 = L.ffn_norm.data<float>(), *b2 = L.ffn_norm_bias.data<float>();
-    for_rows(T, H, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w2, b2, eps, H, xn + t * H);
-    });
-    preload_bias(L.b_up, T, ff, fc, ff);
-    k::conv1d(xn, T, H, L.w_up.data<float>(), ff, fc, ff, /*accumulate=*/true);
-    for_rows(T, ff, [&](int64_t b, int64_t e) {
-      for (int64_t i = b * ff; i < e * ff; ++i) fc[i] = k::gelu_tanh(fc[i]);
-    });
-    add_bias(L.b_down, T, H, x, H);
-    k::conv1d(fc, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
   }
+  head_into(x + (T - out_rows) * c.hidden_size, out_rows, logits);
+}
 
-  const int64_t first = T - out_rows;
-  const float *wf = model_.final_norm.data<float>(), *bf = model_.final_norm_bias.data<float>();
-  for (int64_t t = 0; t < out_rows; ++t) k::layer_norm(x + (first + t) * H, wf, bf, eps, H, xn + t * H);
-  k::linear(xn, out_rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
+Tensor Runtime::embed(std::span<const int32_t> tokens) const {
+  const model::ModelConfig& c = model_.config;
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  QF_CHECK(T > 0 && T <= cache_.capacity(), "{} tokens do not fit a context of {} positions", T, cache_.capacity());
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t id = tokens[static_cast<size_t>(t)];
+    QF_CHECK(id >= 0 && id < c.vocab_size, "token id {} at index {} is outside the vocabulary [0, {})", id, t,
+             c.vocab_size);
+  }
+  Tensor x = Tensor::zeros(DType::F32, {T, c.hidden_size});
+  embed_into(tokens, 0, x.mutable_data<float>());
+  return x;
+}
+
+void Runtime::forward_block(int64_t layer, const model::LayerWeights& weights, Tensor& x,
+                            std::optional<model::InputSite> stop_after) {
+  const model::ModelConfig& c = model_.config;
+  QF_CHECK(layer >= 0 && layer < c.n_layers, "block {} outside [0, {})", layer, c.n_layers);
+  QF_CHECK(x.dtype() == DType::F32 && x.ndim() == 2 && x.dim(1) == c.hidden_size && x.writable(),
+           "forward_block needs writable F32 hidden states [T, {}], got {} {}", c.hidden_size,
+           dtype_name(x.dtype()), shape_to_string(x.shape()));
+  const int64_t T = x.dim(0);
+  QF_CHECK(T > 0 && T <= cache_.capacity(), "{} positions do not fit a context of {}", T, cache_.capacity());
+  cache_.clear();
+  k::set_blas_threads(n_threads_);
+  prepare_positions(0, T);
+  stop_after_ = stop_after;
+  try {
+    if (c.arch == Architecture::Llama) {
+      block_llama(layer, weights, x.mutable_data<float>(), T, 0);
+    } else {
+      block_gpt2(layer, weights, x.mutable_data<float>(), T, 0);
+    }
+  } catch (...) {
+    stop_after_.reset();
+    throw;
+  }
+  stop_after_.reset();
+}
+
+Tensor Runtime::head(const Tensor& x) {
+  const model::ModelConfig& c = model_.config;
+  QF_CHECK(x.dtype() == DType::F32 && x.ndim() == 2 && x.dim(1) == c.hidden_size,
+           "head needs F32 hidden states [T, {}], got {}", c.hidden_size, shape_to_string(x.shape()));
+  k::set_blas_threads(n_threads_);
+  Tensor logits = Tensor::zeros(DType::F32, {x.dim(0), c.vocab_size});
+  head_into(x.data<float>(), x.dim(0), logits.mutable_data<float>());
+  return logits;
 }
 
 }  // namespace qf::runtime

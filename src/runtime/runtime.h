@@ -15,7 +15,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -93,10 +95,43 @@ class Runtime {
   const model::Model& model() const { return model_; }
   int n_threads() const { return n_threads_; }
 
+  // Called during every forward with the input of the linear layers at each
+  // site of each block ([rows, cols] row-major, before any activation
+  // quantization), so calibration can observe activations. Empty: no calls.
+  using LinearInputHook =
+      std::function<void(int64_t layer, model::InputSite site, const float* x, int64_t rows, int64_t cols)>;
+  void set_linear_input_hook(LinearInputHook hook) { hook_ = std::move(hook); }
+
+  // One block at a time, for calibration pipelines that quantize block i and
+  // feed its outputs to block i + 1 (GPTQ's sequential mode) without running
+  // the whole model:
+  //   embed: the hidden states [T, hidden] of `tokens` at positions 0..T-1;
+  //   forward_block: block `layer` with `weights` (same shapes as the model's)
+  //     on hidden states x [T, hidden] of one sequence at positions 0..T-1, in
+  //     place; clears the KV cache first (n_past() is 0 afterwards). With
+  //     `stop_after`, it returns right after the hook saw that site's input
+  //     (x then holds a partial result): capturing one site costs only the
+  //     part of the block in front of it;
+  //   head: final norm and lm_head, logits [T, vocab].
+  Tensor embed(std::span<const int32_t> tokens) const;
+  void forward_block(int64_t layer, const model::LayerWeights& weights, Tensor& x,
+                     std::optional<model::InputSite> stop_after = std::nullopt);
+  Tensor head(const Tensor& x);
+
  private:
   struct Scratch;
-  void forward_llama(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
-  void forward_gpt2(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
+  void embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) const;
+  void block_llama(int64_t layer, const model::LayerWeights& L, float* x, int64_t T, int64_t p0);
+  void block_gpt2(int64_t layer, const model::LayerWeights& L, float* x, int64_t T, int64_t p0);
+  void head_into(const float* x, int64_t rows, float* logits);
+  void prepare_positions(int64_t p0, int64_t T);  // RoPE cos/sin of positions p0..p0+T-1
+  void run_blocks(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
+  // The input of the linears at `site`: reported to the hook, then
+  // activation-quantized into scratch when the layer asks for it.
+  // Returns null when forward_block was asked to stop after this site.
+  const float* linear_input(int64_t layer, const model::LayerWeights& L, model::InputSite site, const float* x,
+                            int64_t rows, int64_t cols);
+  std::optional<model::InputSite> stop_after_;
   // Causal attention of T queries (row stride q_stride) at positions
   // p0..p0+T-1 against layer `layer` of the cache; writes [T, n_heads*head_dim].
   void attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out);
@@ -108,6 +143,7 @@ class Runtime {
   std::unique_ptr<ThreadPool> pool_;
   KVCache cache_;
   std::unique_ptr<Scratch> scratch_;
+  LinearInputHook hook_;
 };
 
 }  // namespace qf::runtime

@@ -14,6 +14,7 @@
 #include "eval_command.h"
 #include "generate_command.h"
 #include "inspect_command.h"
+#include "quantize_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"QuantForge: quantize transformer language models and measure what it costs"};
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   qf::cli::register_generate(app);
   qf::cli::register_bench(app);
   qf::cli::register_convert(app);
+  qf::cli::register_quantize(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {
       // CLI11 would only say "a subcommand is required"; name the culprit.

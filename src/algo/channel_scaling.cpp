@@ -1,0 +1,106 @@
+#include "algo/channel_scaling.h"
+
+#include "core/error.h"
+#include "model/linear_layers.h"
+
+namespace qf::algo {
+
+using model::Architecture;
+using model::InputSite;
+
+namespace {
+
+// An owning F32 copy that may be written (views of mapped files are read-only).
+float* writable(Tensor& t) {
+  if (!t.writable() || t.dtype() != DType::F32) t = t.to_f32().clone();
+  return t.mutable_data<float>();
+}
+
+// Row-major [rows, cols]: multiply column j by f[j] (nn.Linear input columns).
+void scale_columns(Tensor& t, std::span<const double> f, bool invert) {
+  const int64_t rows = t.rows(), cols = t.cols();
+  float* d = writable(t);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j)
+      d[r * cols + j] = static_cast<float>(invert ? d[r * cols + j] / f[static_cast<size_t>(j)]
+                                                  : d[r * cols + j] * f[static_cast<size_t>(j)]);
+}
+
+// Row-major [rows, cols]: multiply row i by f[i - first] for rows [first, first + f.size()).
+void scale_rows(Tensor& t, std::span<const double> f, int64_t first, bool invert) {
+  const int64_t cols = t.cols();
+  float* d = writable(t);
+  for (size_t i = 0; i < f.size(); ++i) {
+    float* row = d + (first + static_cast<int64_t>(i)) * cols;
+    for (int64_t j = 0; j < cols; ++j)
+      row[j] = static_cast<float>(invert ? row[j] / f[i] : row[j] * f[i]);
+  }
+}
+
+void scale_vector(Tensor& t, std::span<const double> f, int64_t first, bool invert) {
+  if (t.empty()) return;
+  float* d = writable(t);
+  for (size_t i = 0; i < f.size(); ++i) {
+    float& v = d[first + static_cast<int64_t>(i)];
+    v = static_cast<float>(invert ? v / f[i] : v * f[i]);
+  }
+}
+
+}  // namespace
+
+bool can_scale_site(const model::ModelConfig& c, InputSite site) {
+  switch (site) {
+    case InputSite::AttnIn:
+    case InputSite::FfnIn: return true;
+    case InputSite::AttnOut: return c.arch == Architecture::GPT2 || c.kv_dim() == c.q_dim();
+    case InputSite::FfnHidden: return c.arch == Architecture::Llama;
+  }
+  return false;
+}
+
+void apply_channel_scales(const model::ModelConfig& c, model::LayerWeights& w, InputSite site,
+                          std::span<const double> s) {
+  QF_CHECK(can_scale_site(c, site), "cannot fold per-channel scales into the producer of {} for {}",
+           model::input_site_name(site), c.model_type);
+  const int64_t layer = 0;
+  for (const model::LinearLayer& l : model::block_linears(c, layer)) {
+    if (l.site != site) continue;
+    QF_CHECK(static_cast<int64_t>(s.size()) == l.in_features, "{} scales given for {} input channels of {}",
+             s.size(), l.in_features, model::linear_kind_name(c, l.kind));
+    Tensor& wt = model::linear_weight(w, l.kind);
+    if (l.conv1d) {
+      scale_rows(wt, s, 0, false);  // Conv1D [in, out]: input channels are rows
+    } else {
+      scale_columns(wt, s, false);
+    }
+  }
+  switch (site) {
+    case InputSite::AttnIn:
+      scale_vector(w.attn_norm, s, 0, true);
+      scale_vector(w.attn_norm_bias, s, 0, true);
+      break;
+    case InputSite::FfnIn:
+      scale_vector(w.ffn_norm, s, 0, true);
+      scale_vector(w.ffn_norm_bias, s, 0, true);
+      break;
+    case InputSite::AttnOut:
+      if (c.arch == Architecture::Llama) {
+        scale_rows(w.wv, s, 0, true);
+        scale_vector(w.bv, s, 0, true);
+      } else {
+        // c_attn Conv1D [hidden, 3 * hidden]: v is output columns [2h, 3h).
+        const int64_t h = c.hidden_size, cols = w.w_qkv.cols(), rows = w.w_qkv.rows();
+        float* d = writable(w.w_qkv);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < h; ++j) d[r * cols + 2 * h + j] = static_cast<float>(d[r * cols + 2 * h + j] / s[static_cast<size_t>(j)]);
+        scale_vector(w.b_qkv, s, 2 * h, true);
+      }
+      break;
+    case InputSite::FfnHidden:
+      scale_rows(w.w_up, s, 0, true);
+      scale_vector(w.b_up, s, 0, true);
+      break;
+  }
+}
+
+}  // namespace qf::algo

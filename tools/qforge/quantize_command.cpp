@@ -1,0 +1,207 @@
+#include "quantize_command.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "algo/calibration.h"
+#include "algo/quantize_model.h"
+#include "calib/observer.h"
+#include "core/error.h"
+#include "eval/bench.h"
+#include "model/model.h"
+#include "model/quantized_checkpoint.h"
+#include "model/synthetic.h"
+#include "quant/scheme.h"
+#include "tokenizer/load.h"
+#include "tokenizer/tokenizer.h"
+
+namespace qf::cli {
+namespace {
+
+struct QuantizeCliOptions {
+  std::string model;
+  std::string synthetic;
+  std::string tokenizer;
+  std::string output;
+  std::string method = "rtn";
+  std::string weights;
+  std::string acts;
+  std::string act_mode = "dynamic-token";
+  std::string observer = "minmax";
+  std::string calib;
+  int64_t calib_samples = 128;
+  int64_t calib_seqlen = 512;
+  std::string calib_select = "random";
+  uint64_t seed = 0;
+  double budget_bpw = 0.0;
+  std::string mp_candidates;
+  std::string skip;
+  double damp = 0.01;
+  int64_t block_size = 128;
+  bool act_order = false;
+  bool bias_correction = false;
+  double alpha = -1.0;
+  int awq_grid = 20;
+  bool no_clip = false;
+  int threads = 0;
+  bool verbose = false;
+};
+
+// "int8" | "int8:asym" | "int8:tensor": width and symmetry of an activation quantizer.
+algo::ActivationOptions parse_acts(const QuantizeCliOptions& o) {
+  algo::ActivationOptions a;
+  if (o.acts.empty()) return a;
+  const quant::Scheme s = quant::Scheme::parse(o.acts);
+  QF_CHECK(s.format == quant::Format::Int, "activation scheme '{}' must be an integer format (int2..int8)", o.acts);
+  QF_CHECK(s.granularity != quant::Granularity::Group,
+           "activation scheme '{}': activations are quantized per token or per tensor (see --act-mode), not in groups",
+           o.acts);
+  a.enabled = true;
+  a.bits = s.bits;
+  a.symmetric = s.symmetric;
+  a.mode = o.act_mode == "static-tensor" ? model::ActQuantMode::StaticTensor : model::ActQuantMode::DynamicToken;
+  a.observer = calib::parse_observer_kind(o.observer);
+  return a;
+}
+
+std::vector<quant::Scheme> parse_scheme_list(const std::string& list) {
+  std::vector<quant::Scheme> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = list.find(',', start);
+    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(quant::Scheme::parse(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+void run_quantize(const QuantizeCliOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  QF_CHECK(o.model.empty() != o.synthetic.empty(), "give either a MODEL path or --synthetic NAME");
+  const auto t0 = Clock::now();
+
+  algo::QuantizeOptions q;
+  q.method = algo::parse_method(o.method);
+  const std::string default_weights = q.method == algo::Method::SmoothQuant ? "int8:channel" : "int4:g128";
+  q.weights = quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights);
+  q.acts = parse_acts(o);
+  if (q.method == algo::Method::SmoothQuant && !q.acts.enabled) {
+    q.acts.enabled = true;  // W8A8 is what SmoothQuant is for
+    q.acts.mode = o.act_mode == "static-tensor" ? model::ActQuantMode::StaticTensor : model::ActQuantMode::DynamicToken;
+    q.acts.observer = calib::parse_observer_kind(o.observer);
+  }
+  q.gptq.damp = o.damp;
+  q.gptq.block_size = o.block_size;
+  q.gptq.act_order = o.act_order;
+  q.awq.grid = o.awq_grid;
+  q.awq.clip = !o.no_clip;
+  if (o.alpha >= 0.0) q.smooth_alpha = o.alpha;
+  q.bias_correction = o.bias_correction;
+  q.budget_bpw = o.budget_bpw;
+  q.mp_candidates = parse_scheme_list(o.mp_candidates);
+  q.skip = o.skip;
+  q.n_threads = o.threads;
+  q.log = [&](const std::string& line) {
+    if (o.verbose) fmt::print(stderr, "qforge quantize: {}\n", line);
+  };
+
+  const model::Model m = o.synthetic.empty() ? model::load_model(o.model)
+                                             : model::synthetic_model(o.synthetic, 1, o.threads);
+  const std::string source = o.synthetic.empty() ? o.model : o.tokenizer;
+  QF_CHECK(o.synthetic.empty() || !o.tokenizer.empty(),
+           "--synthetic needs --tokenizer DIR (its vocabulary goes into the output; e.g. the GPT-2 tokenizer folder)");
+  const tokenizer::Vocab vocab = o.synthetic.empty() ? model::load_vocab(o.model) : tokenizer::find_tokenizer(o.tokenizer);
+
+  std::vector<calib::TokenSequence> calibration;
+  if (algo::needs_calibration(q)) {
+    QF_CHECK(!o.calib.empty(), "--method {}{} needs calibration text: give --calib FILE", o.method,
+             q.method == algo::Method::Rtn ? " with these options" : "");
+    const auto tok = tokenizer::make_tokenizer(vocab);
+    const std::vector<int32_t> tokens = algo::read_calibration_tokens(o.calib, *tok);
+    calibration = with_context(o.calib, [&] {
+      return algo::select_calibration(m, tokens, o.calib_samples, o.calib_seqlen,
+                                      algo::parse_selection(o.calib_select), o.seed, o.threads);
+    });
+  }
+
+  algo::QuantizeReport report;
+  model::QuantizedModel qm = algo::quantize_model(m, calibration, q, &report);
+  qm.info["calibration_selection"] = o.calib_select;
+  qm.info["seed"] = o.seed;
+  model::save_quantized_folder(o.output, qm, vocab, source);
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  const bool mixed = q.budget_bpw > 0.0;
+  if (o.verbose || mixed) {
+    fmt::print("{:<40} {:<22} {:>8} {:>12}\n", "layer", "scheme", "bpw", mixed ? "sensitivity" : "");
+    for (const auto& l : report.layers)
+      fmt::print("{:<40} {:<22} {:>8.3f} {:>12}\n", l.name, l.scheme, l.bits_per_weight,
+                 l.sensitivity >= 0.0 ? fmt::format("{:.3g}", l.sensitivity) : "");
+  }
+  if (o.verbose)
+    for (const auto& n : report.notes) fmt::print("note: {}\n", n);
+  std::uintmax_t bytes = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(o.output, ec))
+    if (e.is_regular_file()) bytes += e.file_size();
+  fmt::print("method       {}{}\n", o.method, q.acts.enabled ? fmt::format(" (activations int{} {})", q.acts.bits,
+                                                                             o.act_mode) : "");
+  fmt::print("weights      {} over {} layers, {:.4f} bits per weight (scales included)\n",
+             mixed ? fmt::format("mixed, budget {:.3f}", q.budget_bpw) : q.weights.to_string(), report.layers.size(),
+             report.bits_per_weight());
+  if (!calibration.empty())
+    fmt::print("calibration  {} sequences x {} tokens ({})\n", calibration.size(), calibration.front().size(),
+               o.calib_select);
+  fmt::print("output       {} ({:.2f} MB)\n", o.output, static_cast<double>(bytes) / 1e6);
+  fmt::print("time         {:.2f} s, peak RSS {:.1f} MB\n", seconds, static_cast<double>(eval::peak_rss_bytes()) / 1e6);
+}
+
+}  // namespace
+
+void register_quantize(CLI::App& app) {
+  auto opt = std::make_shared<QuantizeCliOptions>();
+  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a model (RTN, GPTQ, AWQ, SmoothQuant, mixed precision)");
+  cmd->add_option("model", opt->model, "model: Hugging Face folder, safetensors with config.json, llama2.c .bin, GGUF");
+  cmd->add_option("--synthetic", opt->synthetic, "random weights with real shapes instead of MODEL: gpt2-124m, llama-1b");
+  cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer folder for --synthetic (e.g. the GPT-2 encoder.json + vocab.bpe)");
+  cmd->add_option("-o,--output", opt->output, "output folder (model.safetensors + config.json + tokenizer)")->required();
+  cmd->add_option("--method", opt->method, "rtn | gptq | awq | smoothquant")
+      ->check(CLI::IsMember({"rtn", "gptq", "awq", "smoothquant"}));
+  cmd->add_option("--weights", opt->weights,
+                  "weight scheme, e.g. int4:g128, int3:g32:asym, int8:channel (default int4:g128; smoothquant int8:channel)");
+  cmd->add_option("--acts", opt->acts, "quantize linear-layer inputs too: int8 (symmetric) or int8:asym (static only)");
+  cmd->add_option("--act-mode", opt->act_mode, "dynamic-token: a scale per token at run time; static-tensor: calibrated")
+      ->check(CLI::IsMember({"dynamic-token", "static-tensor"}));
+  cmd->add_option("--observer", opt->observer, "static activation ranges: minmax | ema | percentile | kl | mse")
+      ->check(CLI::IsMember({"minmax", "ema", "moving_average", "percentile", "kl", "entropy", "mse"}));
+  cmd->add_option("--calib", opt->calib, "calibration text file (UTF-8)");
+  cmd->add_option("--calib-samples", opt->calib_samples, "calibration sequences")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--calib-seqlen", opt->calib_seqlen, "tokens per calibration sequence")->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--calib-select", opt->calib_select, "random | diverse (k-means over mean hidden states)")
+      ->check(CLI::IsMember({"random", "diverse"}));
+  cmd->add_option("--seed", opt->seed, "seed for the calibration sample");
+  cmd->add_option("--budget-bpw", opt->budget_bpw, "mixed precision: average bits per weight (scales included)")
+      ->check(CLI::Range(0.5, 64.0));
+  cmd->add_option("--mp-candidates", opt->mp_candidates,
+                  "mixed precision schemes to choose from (default int2:g16,int3:g32,int4:g32,int8:g32, fp16 scales)");
+  cmd->add_option("--skip", opt->skip, "regular expression: matching layers (HF module names) stay in float");
+  cmd->add_option("--damp", opt->damp, "GPTQ: damping as a fraction of the mean Hessian diagonal")
+      ->check(CLI::Range(0.0, 10.0));
+  cmd->add_option("--block-size", opt->block_size, "GPTQ: lazy batch width")->check(CLI::Range(1, 1 << 16));
+  cmd->add_flag("--act-order", opt->act_order, "GPTQ: quantize columns by decreasing Hessian diagonal (static groups)");
+  cmd->add_flag("--bias-correction", opt->bias_correction, "add (W - Wq) E[x] to each layer's bias");
+  cmd->add_option("--alpha", opt->alpha, "SmoothQuant migration strength (default 0.5)")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--awq-grid", opt->awq_grid, "AWQ: alpha grid points")->check(CLI::Range(1, 1000));
+  cmd->add_flag("--no-clip", opt->no_clip, "AWQ: skip the weight clipping search");
+  cmd->add_option("-t,--threads", opt->threads, "threads (0 = all cores)")->check(CLI::Range(0, 4096));
+  cmd->add_flag("-v,--verbose", opt->verbose, "per-layer table, search notes and progress");
+  cmd->callback([opt] { run_quantize(*opt); });
+}
+
+}  // namespace qf::cli
