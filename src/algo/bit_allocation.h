@@ -22,11 +22,18 @@ struct Allocation {
   double error = 0.0;       // summed error of the choice
 };
 
-// layers[i] lists layer i's candidates (at least one each). `cost_steps` is
-// the DP resolution: costs are rounded *up* to budget / cost_steps, so the
-// chosen allocation never exceeds the budget. Throws qf::Error when even the
-// cheapest choice for every layer exceeds the budget (naming the minimum), or
-// on a layer with no candidates, negative or non-finite values.
+// layers[i] lists layer i's candidates (at least one each, at most 32767).
+// `cost_steps` is the DP resolution: costs are rounded *up* to multiples of
+// budget / cost_steps, so the chosen allocation never exceeds the budget; the
+// result is optimal for the rounded costs (exactly optimal when every cost is
+// a multiple of the unit). Among equally good choices the lexicographically
+// first wins (lower index in earlier layers). When rounding leaves no
+// feasible choice although the exact cheapest one fits (a budget at or just
+// above the minimum), the cheapest one is returned. Time is
+// O(layers x cost_steps x candidates), memory 2 bytes per layer and step.
+// Throws qf::Error when even the cheapest choice for every layer exceeds the
+// budget (naming the minimum), or on a layer with no candidates, negative or
+// non-finite costs, errors or budget, or cost_steps outside [1, 1e8].
 Allocation allocate_bits(const std::vector<std::vector<Candidate>>& layers, double budget,
                          int64_t cost_steps = 20000);
 

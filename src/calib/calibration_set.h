@@ -11,11 +11,12 @@ namespace qf::calib {
 
 using TokenSequence = std::vector<int32_t>;
 
-// `count` windows of `length` tokens from `tokens`, at start offsets drawn
-// uniformly (std::mt19937_64 seeded with `seed`, mapped to offsets without
-// std::uniform_int_distribution so results do not depend on the standard
-// library). Windows may overlap only when the text is too short to give
-// `count` disjoint ones. Throws qf::Error when tokens.size() < length
+// `count` disjoint windows of `length` tokens from `tokens`, in text order,
+// placed uniformly at random among all disjoint placements (std::mt19937_64
+// seeded with `seed`, mapped to offsets by rejection sampling rather than
+// std::uniform_int_distribution, so results do not depend on the standard
+// library). Windows never overlap: a text too short for `count` disjoint
+// ones is an error. Throws qf::Error when tokens.size() < length
 // ("calibration text has N tokens, fewer than one sequence of L"), or when the
 // text holds fewer than count * length tokens (naming both numbers), for
 // count <= 0 or length <= 0.
@@ -25,8 +26,11 @@ std::vector<TokenSequence> sample_sequences(std::span<const int32_t> tokens, int
 // Indices of `k` rows of `features` ([n, dim], row-major) spread over the
 // data: k-means++ seeding (seeded), Lloyd iterations until assignments stop
 // changing (at most max_iter), then per cluster the member nearest its
-// centroid. Distinct indices in increasing order; deterministic for a seed.
-// Throws qf::Error for k <= 0, k > n or a size mismatch.
+// centroid. Distinct indices in increasing order; deterministic for a seed
+// (squared Euclidean distances accumulated in double; ties go to the lower
+// index). A cluster left empty (duplicate rows) takes the nearest row not yet
+// chosen; k == n returns every row. Throws qf::Error for k <= 0, k > n, a size
+// mismatch, non-finite features or max_iter < 0.
 std::vector<int64_t> select_diverse(std::span<const float> features, int64_t n, int64_t dim, int64_t k,
                                     uint64_t seed, int max_iter = 100);
 
