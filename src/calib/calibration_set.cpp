@@ -194,9 +194,10 @@ std::vector<TokenSequence> sample_sequences(std::span<const int32_t> tokens, int
   const auto n = static_cast<int64_t>(tokens.size());
   QF_CHECK(n >= length, "calibration text has {} tokens, fewer than one sequence of {}", n, length);
   int64_t needed = 0;
-  QF_CHECK(!__builtin_mul_overflow(count, length, &needed) && needed <= n,
-           "calibration text has {} tokens, fewer than the {} x {} needed for {} disjoint sequences of {}", n,
-           count, length, count, length);
+  QF_CHECK(!__builtin_mul_overflow(count, length, &needed),
+           "calibration text has {} tokens, far fewer than {} sequences of {} need", n, count, length);
+  QF_CHECK(needed <= n, "calibration text has {} tokens, fewer than the {} needed for {} disjoint sequences of {}",
+           n, needed, count, length);
   // A placement of `count` disjoint windows is a choice of which `count` of
   // the m = slack + count items (free tokens and windows, in text order) are
   // windows, so a uniform count-subset of [0, m) gives a uniform placement;

@@ -102,9 +102,9 @@ TEST(SampleSequences, Errors) {
   EXPECT_EQ(error_of([&] { sample_sequences({}, 1, 8, 0); }),
             "calibration text has 0 tokens, fewer than one sequence of 8");
   EXPECT_EQ(error_of([&] { sample_sequences(tokens, 4, 30, 0); }),
-            "calibration text has 100 tokens, fewer than the 4 x 30 needed for 4 disjoint sequences of 30");
+            "calibration text has 100 tokens, fewer than the 120 needed for 4 disjoint sequences of 30");
   EXPECT_THAT(error_of([&] { sample_sequences(tokens, std::numeric_limits<int64_t>::max(), 2, 0); }),
-              HasSubstr("calibration text has 100 tokens, fewer than the"));
+              HasSubstr("calibration text has 100 tokens, far fewer than"));
   EXPECT_EQ(error_of([&] { sample_sequences(tokens, 0, 8, 0); }),
             "calibration set: sequence count must be positive, got 0");
   EXPECT_EQ(error_of([&] { sample_sequences(tokens, 2, -1, 0); }),
