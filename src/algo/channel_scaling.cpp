@@ -10,9 +10,10 @@ using model::InputSite;
 
 namespace {
 
-// An owning F32 copy that may be written (views of mapped files are read-only).
+// A private F32 copy: copies of a Tensor share bytes, so writing in place
+// would change the caller's model (or fail on a read-only mapped file).
 float* writable(Tensor& t) {
-  if (!t.writable() || t.dtype() != DType::F32) t = t.to_f32().clone();
+  t = t.to_f32().clone();
   return t.mutable_data<float>();
 }
 
