@@ -1,5 +1,7 @@
 #include "formats/strict_json.h"
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -181,6 +183,15 @@ std::optional<uint64_t> json_to_uint(const nlohmann::ordered_json& value) {
     if (v >= 0) return static_cast<uint64_t>(v);
   }
   return std::nullopt;
+}
+
+json read_strict_json_file(const std::string& path, int max_depth) {
+  std::ifstream in(path, std::ios::binary);
+  QF_CHECK(in.good(), "{}: cannot open", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  QF_CHECK(!in.bad(), "{}: read error", path);
+  return with_context(path, [&] { return parse_strict_json(text.str(), max_depth); });
 }
 
 }  // namespace qf::formats

@@ -29,6 +29,9 @@ std::optional<size_t> find_invalid_utf8(std::string_view text);
 // deeper than `max_depth` and duplicate keys in any object.
 nlohmann::ordered_json parse_strict_json(std::string_view text, int max_depth = kMaxJsonDepth);
 
+// Reads the file at `path` and parses it as above; every error starts with `path`.
+nlohmann::ordered_json read_strict_json_file(const std::string& path, int max_depth = kMaxJsonDepth);
+
 // The value as a non-negative integer, or nullopt for anything else
 // (negative or fractional numbers, strings, ...).
 std::optional<uint64_t> json_to_uint(const nlohmann::ordered_json& value);

@@ -104,7 +104,12 @@ ModelConfig parse_llama_family(const json& j, const std::string& model_type) {
   const std::string act = string_or(j, "hidden_act", "silu");
   QF_CHECK(act == "silu", "\"hidden_act\" {} is not supported for {} (only \"silu\")", show(j.at("hidden_act")),
            model_type);
-  QF_CHECK(!bool_or(j, "mlp_bias", false), "\"mlp_bias\": true is not supported");
+  // Only LlamaConfig knows mlp_bias; the other families would drop the biases.
+  if (model_type == "llama") {
+    c.mlp_bias = bool_or(j, "mlp_bias", false);
+  } else {
+    QF_CHECK(!bool_or(j, "mlp_bias", false), "\"mlp_bias\": true is not supported for {}", model_type);
+  }
   if (model_type == "mistral") {
     c.sliding_window = int_or(j, "sliding_window", 0);
   } else if (model_type == "qwen2") {
@@ -233,7 +238,10 @@ nlohmann::json ModelConfig::to_hf_json() const {
   j["rope_scaling"] = rope_scaling;
   j["hidden_act"] = "silu";
   j["tie_word_embeddings"] = tie_embeddings;
-  if (model_type == "llama") j["attention_bias"] = attention_bias;
+  if (model_type == "llama") {
+    j["attention_bias"] = attention_bias;
+    j["mlp_bias"] = mlp_bias;
+  }
   if (model_type == "mistral") j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json();
   if (model_type == "qwen2") j["use_sliding_window"] = false;
   j["bos_token_id"] = id(bos_token_id);

@@ -34,6 +34,7 @@ struct ModelConfig {
   float rope_theta = 10000.0f;       // Llama family only
   bool tie_embeddings = false;       // lm_head shares the token embedding
   bool attention_bias = false;       // q/k/v (and o for GPT-2) have biases
+  bool mlp_bias = false;             // Llama only: gate/up/down have biases (transformers' LlamaConfig)
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;           // the first one when config.json lists several
   // Llama family: attention sees only the last `sliding_window` positions

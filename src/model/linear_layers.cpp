@@ -33,11 +33,8 @@ std::vector<LinearLayer> block_linears(const ModelConfig& c, int64_t layer) {
     l.conv1d = c.arch == Architecture::GPT2;
     const bool attn = kind == LinearKind::Q || kind == LinearKind::K || kind == LinearKind::V ||
                       kind == LinearKind::QKV || kind == LinearKind::O;
-    if (c.arch == Architecture::Llama) {
-      l.name = fmt::format("model.layers.{}.{}.{}", layer, attn ? "self_attn" : "mlp", linear_kind_name(c, kind));
-    } else {
-      l.name = fmt::format("h.{}.{}.{}", layer, attn ? "attn" : "mlp", linear_kind_name(c, kind));
-    }
+    const char* part = attn ? (c.arch == Architecture::Llama ? "self_attn" : "attn") : "mlp";
+    l.name = fmt::format("{}.{}.{}", block_prefix(c, layer), part, linear_kind_name(c, kind));
     out.push_back(std::move(l));
   };
   if (c.arch == Architecture::Llama) {
@@ -64,6 +61,10 @@ std::vector<LinearLayer> all_linears(const ModelConfig& c) {
     out.insert(out.end(), std::make_move_iterator(b.begin()), std::make_move_iterator(b.end()));
   }
   return out;
+}
+
+std::string block_prefix(const ModelConfig& c, int64_t layer) {
+  return c.arch == Architecture::Llama ? fmt::format("model.layers.{}", layer) : fmt::format("h.{}", layer);
 }
 
 std::string linear_kind_name(const ModelConfig& c, LinearKind kind) {

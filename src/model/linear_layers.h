@@ -33,6 +33,9 @@ std::vector<LinearLayer> block_linears(const ModelConfig& config, int64_t layer)
 // Every block's linear layers, block by block.
 std::vector<LinearLayer> all_linears(const ModelConfig& config);
 
+// The module prefix of block `layer`: "model.layers.N" (Llama family) or "h.N" (GPT-2).
+std::string block_prefix(const ModelConfig& config, int64_t layer);
+
 // "q_proj", "o_proj", "c_attn", ... (the last part of the module name).
 std::string linear_kind_name(const ModelConfig& config, LinearKind kind);
 std::string input_site_name(InputSite site);  // "attn_in", "attn_out", "ffn_in", "ffn_hidden"

@@ -9,6 +9,7 @@
 #include "formats/llama2c.h"
 #include "formats/strict_json.h"
 #include "model/model.h"
+#include "model/quantized_checkpoint.h"
 #include "tokenizer/load.h"
 
 namespace qf::model {
@@ -18,12 +19,7 @@ namespace fs = std::filesystem;
 
 ModelConfig read_config_json(const fs::path& file) {
   const std::string name = file.string();
-  std::ifstream in(file, std::ios::binary);
-  QF_CHECK(in.good(), "{}: cannot open", name);
-  std::ostringstream text;
-  text << in.rdbuf();
-  QF_CHECK(!in.bad(), "{}: read error", name);
-  const nlohmann::ordered_json parsed = with_context(name, [&] { return formats::parse_strict_json(text.str()); });
+  const nlohmann::ordered_json parsed = formats::read_strict_json_file(name);
   // from_hf_json takes the unordered flavour; key order carries no meaning here.
   return ModelConfig::from_hf_json(nlohmann::json::parse(parsed.dump()), name);
 }
@@ -74,6 +70,8 @@ Model load_model(const std::string& path) {
     return build_model(std::move(g.config), g.tensors, path);
   }
   if (has_config) {
+    // Quantized folders are dequantized here, so eval, generate and bench run them unchanged.
+    if (is_qforge_quantized(path)) return dequantized_model(load_quantized_folder(path));
     ModelConfig config = read_config_json(config_file);
     formats::Checkpoint ckpt = formats::open_checkpoint(path);
     QF_CHECK(ckpt.format != "llama2c",

@@ -21,8 +21,9 @@ bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(
 // ones were taken so that leftovers can be reported.
 class TensorTable {
  public:
-  explicit TensorTable(const std::vector<formats::NamedTensor>& tensors, std::string prefix = "")
-      : tensors_(tensors), prefix_(std::move(prefix)) {
+  TensorTable(const std::vector<formats::NamedTensor>& tensors, const std::set<std::string>& external,
+              std::string prefix = "")
+      : tensors_(tensors), external_(external), prefix_(std::move(prefix)) {
     for (size_t i = 0; i < tensors.size(); ++i) {
       const auto [it, inserted] = index_.emplace(tensors[i].name, i);
       QF_CHECK(inserted, "tensor \"{}\" appears more than once", tensors[i].name);
@@ -32,7 +33,9 @@ class TensorTable {
   const std::string& prefix() const { return prefix_; }
 
   // The tensor as F32 (a shared view when it already is F32).
+  // An external name yields an empty tensor: its caller fills it in.
   Tensor take(const std::string& name, const Shape& expected) {
+    if (external_.count(name)) return Tensor();
     const std::string full = prefix_ + name;
     const auto it = index_.find(full);
     QF_CHECK(it != index_.end(), "missing tensor \"{}\"", full);
@@ -67,6 +70,7 @@ class TensorTable {
 
  private:
   const std::vector<formats::NamedTensor>& tensors_;
+  const std::set<std::string>& external_;
   std::string prefix_;
   std::unordered_map<std::string, size_t> index_;
   std::set<std::string> used_;
@@ -95,10 +99,18 @@ void build_llama(Model& m, TensorTable& t) {
     L.w_up = t.take(p + "mlp.up_proj.weight", {ff, h});
     L.w_down = t.take(p + "mlp.down_proj.weight", {h, ff});
     // Llama with attention_bias / mlp_bias, and bias-corrected quantized models.
+    // o_proj.bias stays optional under attention_bias: older exports of
+    // q/k/v-bias models have none.
     L.bo = t.take_optional(p + "self_attn.o_proj.bias", {h});
-    L.b_gate = t.take_optional(p + "mlp.gate_proj.bias", {ff});
-    L.b_up = t.take_optional(p + "mlp.up_proj.bias", {ff});
-    L.b_down = t.take_optional(p + "mlp.down_proj.bias", {h});
+    if (c.mlp_bias) {
+      L.b_gate = t.take(p + "mlp.gate_proj.bias", {ff});
+      L.b_up = t.take(p + "mlp.up_proj.bias", {ff});
+      L.b_down = t.take(p + "mlp.down_proj.bias", {h});
+    } else {
+      L.b_gate = t.take_optional(p + "mlp.gate_proj.bias", {ff});
+      L.b_up = t.take_optional(p + "mlp.up_proj.bias", {ff});
+      L.b_down = t.take_optional(p + "mlp.down_proj.bias", {h});
+    }
     t.ignore(p + "self_attn.rotary_emb.inv_freq");
   }
   m.final_norm = t.take("model.norm.weight", {h});
@@ -150,14 +162,15 @@ Tensor half_to_interleaved_rope_rows(const Tensor& w, int64_t n_heads) {
   return formats::rope_rows_half_to_interleaved(w, n_heads).to_f32();
 }
 
-Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& tensors, const std::string& source) {
+Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& tensors, const std::string& source,
+                  const std::set<std::string>& external) {
   return with_context(source, [&] {
     config.validate("");
     Model m;
     m.config = std::move(config);
     m.source = source;
     if (m.config.arch == Architecture::Llama) {
-      TensorTable t(tensors);
+      TensorTable t(tensors, external);
       build_llama(m, t);
       t.check_all_used(m.config.model_type);
     } else {
@@ -165,10 +178,10 @@ Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& t
       const bool prefixed = std::any_of(tensors.begin(), tensors.end(), [](const formats::NamedTensor& nt) {
         return starts_with(nt.name, "transformer.");
       });
-      TensorTable t(tensors, prefixed ? "transformer." : "");
+      TensorTable t(tensors, external, prefixed ? "transformer." : "");
       build_gpt2(m, t);
       if (!m.config.tie_embeddings) {
-        TensorTable head(tensors);
+        TensorTable head(tensors, external);
         m.lm_head = head.take("lm_head.weight", {m.config.vocab_size, m.config.hidden_size});
       } else {
         m.lm_head = m.embed;

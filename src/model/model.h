@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -113,7 +114,12 @@ struct Model {
 // `source` naming a missing tensor, a wrong shape (expected and found), a
 // non-float dtype, a duplicate name or a tensor no role uses.
 // The views in `tensors` are shared, not copied, when they are F32.
-Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& tensors, const std::string& source);
+// `external` names weights (HF names without the "transformer." prefix) that
+// the caller provides itself, such as quantized layers: they are left empty
+// instead of demanded, and are unexpected when present in `tensors`.
+// When config.mlp_bias, gate/up/down biases are required.
+Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& tensors, const std::string& source,
+                  const std::set<std::string>& external = {});
 
 // Loads a model for the runtime from:
 //   - a Hugging Face folder: config.json + model.safetensors or a sharded

@@ -56,22 +56,34 @@ bool copy_tokenizer_files(const fs::path& source, const fs::path& dir) {
 
 }  // namespace
 
-void save_hf_folder(const std::string& dir, const Model& model, const tokenizer::Vocab& vocab,
-                    const std::string& source, DType dtype) {
+void create_output_folder(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   QF_CHECK(!ec, "{}: cannot create the output folder: {}", dir, ec.message());
-  std::vector<formats::NamedTensor> tensors = model.named_tensors();
-  for (auto& nt : tensors) nt.tensor = convert_for_storage(nt.tensor, dtype);
-  formats::write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  const std::string config = model.config.to_hf_json().dump(2) + "\n";
-  write_file_atomically((fs::path(dir) / "config.json").string(), std::as_bytes(std::span(config)));
+}
+
+void write_config_json(const std::string& dir, const nlohmann::json& config) {
+  const std::string text = config.dump(2) + "\n";
+  write_file_atomically((fs::path(dir) / "config.json").string(), std::as_bytes(std::span(text)));
+}
+
+void write_tokenizer_files(const std::string& dir, const tokenizer::Vocab& vocab, const std::string& source) {
   if (!is_gguf_file(source) && copy_tokenizer_files(source, dir)) return;
   if (vocab.kind == tokenizer::VocabKind::ByteLevelBPE) {
     tokenizer::write_gpt2_bpe(dir, vocab);
   } else {
     tokenizer::write_sentencepiece_model((fs::path(dir) / "tokenizer.model").string(), vocab);
   }
+}
+
+void save_hf_folder(const std::string& dir, const Model& model, const tokenizer::Vocab& vocab,
+                    const std::string& source, DType dtype) {
+  create_output_folder(dir);
+  std::vector<formats::NamedTensor> tensors = model.named_tensors();
+  for (auto& nt : tensors) nt.tensor = convert_for_storage(nt.tensor, dtype);
+  formats::write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_config_json(dir, model.config.to_hf_json());
+  write_tokenizer_files(dir, vocab, source);
 }
 
 }  // namespace qf::model
