@@ -203,7 +203,9 @@ TEST(QuantizeModel, BiasCorrectionRemovesTheMeanOutputShift) {
   const model::Model m = llama(2);
   const auto calib = sequences(m, 8, 32, 4);
   QuantizeOptions o = options(Method::Rtn, "int2:g32");
-  o.skip = "layers\\.[12]\\.|self_attn";  // only block 0's MLP
+  // Only block 0's down_proj: the block output then shifts by exactly
+  // (W - Wq) E[x] on the calibration tokens, which the correction cancels.
+  o.skip = "layers\\.[12]\\.|self_attn|gate_proj|up_proj";
   const model::Model plain = model::dequantized_model(quantize_model(m, calib, o));
   o.bias_correction = true;
   const model::QuantizedModel qm = quantize_model(m, calib, o);
@@ -227,7 +229,7 @@ TEST(QuantizeModel, BiasCorrectionRemovesTheMeanOutputShift) {
     for (double v : d) norm += (v / static_cast<double>(n)) * (v / static_cast<double>(n));
     return std::sqrt(norm);
   };
-  EXPECT_LT(mean_shift(corrected), 0.5 * mean_shift(plain));
+  EXPECT_LT(mean_shift(corrected), 0.01 * mean_shift(plain));
 }
 
 TEST(QuantizeModel, SmoothQuantBeatsNaiveW8A8WithOutlierChannels) {
