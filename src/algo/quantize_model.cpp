@@ -199,7 +199,7 @@ nlohmann::json describe(const QuantizeOptions& o, const std::vector<calib::Token
   if (o.method == Method::Awq)
     j["awq"] = {{"grid", o.awq.grid}, {"clip", o.awq.clip}, {"clip_grid", o.awq.clip_grid},
                 {"max_shrink", o.awq.max_shrink}};
-  if (o.method == Method::SmoothQuant) j["smoothquant"] = {{"alpha", o.smooth_alpha}};
+  if (o.method == Method::SmoothQuant) j["smoothquant"] = {{"alphas", o.smooth_alphas}};
   if (o.acts.enabled) {
     j["acts"] = {{"bits", o.acts.bits},
                  {"symmetric", o.acts.symmetric},
@@ -239,11 +239,17 @@ model::QuantizedModel quantize_model(const model::Model& m, const std::vector<ca
     say(o, fmt::format("block {}/{}", l + 1, c.n_layers));
 
     if (o.method == Method::SmoothQuant) {
-      for (const SmoothingReport& s : smooth_block(c, *runner, w, o.smooth_alpha))
-        report.notes.push_back(fmt::format("block {} {}: smoothing alpha {} took the max/median channel ratio from "
-                                           "{:.2f} to {:.2f}",
-                                           l, model::input_site_name(s.site), o.smooth_alpha,
-                                           s.act_max_ratio_before, s.act_max_ratio_after));
+      SmoothingOptions so;
+      so.alphas = o.smooth_alphas;
+      so.weights = o.weights;
+      so.acts.mode = o.acts.mode;
+      so.acts.bits = o.acts.bits;
+      so.acts.symmetric = o.acts.symmetric;
+      for (const SmoothingReport& s : smooth_block(c, *runner, w, so))
+        report.notes.push_back(fmt::format("block {} {}: smoothing alpha {} (simulated W8A8 output MSE {:.3g}, "
+                                           "unsmoothed {:.3g}), max/median channel ratio {:.2f} -> {:.2f}",
+                                           l, model::input_site_name(s.site), s.alpha, s.error,
+                                           s.error_unsmoothed, s.act_max_ratio_before, s.act_max_ratio_after));
     }
     AwqBlockResult awq;
     if (o.method == Method::Awq) {

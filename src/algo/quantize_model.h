@@ -38,7 +38,9 @@ struct QuantizeOptions {
   ActivationOptions acts;
   GptqOptions gptq;
   AwqOptions awq;
-  double smooth_alpha = 0.5;
+  // SmoothQuant migration strengths tried per site besides no smoothing
+  // (algo/smoothquant.h): the paper's 0.5, or a grid for a per-site search.
+  std::vector<double> smooth_alphas = {0.5};
   bool bias_correction = false;
   // Mixed precision: > 0 picks a scheme per layer from `mp_candidates` so the
   // quantized layers' bits per weight (scales included) stay within it.

@@ -6,6 +6,9 @@
 
 #include "algo/channel_scaling.h"
 #include "core/error.h"
+#include "quant/affine.h"
+#include "quant/quantize.h"
+#include "runtime/activation_quant.h"
 
 namespace qf::algo {
 
@@ -37,32 +40,114 @@ std::vector<double> smoothing_factors(const std::vector<float>& act_max, const s
   return s;
 }
 
+namespace {
+
+struct SiteData {
+  ChannelStats stats;
+  std::vector<float> sample;  // [n, cols]
+};
+
+// Mean squared difference between X W^T and the simulated W8A8 output for
+// the site's layers after smoothing by s.
+double simulated_error(const model::ModelConfig& config, const model::LayerWeights& w, InputSite site,
+                       const SiteData& d, const std::vector<double>& s, const SmoothingOptions& o) {
+  const int64_t cols = d.stats.cols, n = static_cast<int64_t>(d.sample.size()) / cols;
+  std::vector<float> xs(d.sample.size());
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < cols; ++j)
+      xs[static_cast<size_t>(t * cols + j)] = static_cast<float>(d.sample[static_cast<size_t>(t * cols + j)] / s[static_cast<size_t>(j)]);
+  model::ActivationQuant aq = o.acts;
+  if (aq.mode == model::ActQuantMode::StaticTensor) {
+    float amax = 0.0f, lo = 0.0f, hi = 0.0f;
+    for (float v : xs) {
+      amax = std::max(amax, std::fabs(v));
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    quant::Scheme t;
+    t.bits = aq.bits;
+    t.symmetric = aq.symmetric;
+    t.granularity = quant::Granularity::Tensor;
+    const quant::AffineParams p = quant::affine_params_from_range(aq.symmetric ? -amax : lo, aq.symmetric ? amax : hi, t);
+    aq.scale = p.scale;
+    aq.zero_point = p.zero_point;
+  }
+  std::vector<float> xq(xs.size());
+  runtime::fake_quantize_activations(xs.data(), n, cols, aq, xq.data());
+  double err = 0.0;
+  int64_t count = 0;
+  for (const model::LinearLayer& l : model::block_linears(config, 0)) {
+    if (l.site != site) continue;
+    const Tensor wo = model::weight_out_in(l, model::linear_weight(w, l.kind));
+    Tensor ws = wo.clone();
+    float* wd = ws.mutable_data<float>();
+    for (int64_t r = 0; r < l.out_features; ++r)
+      for (int64_t j = 0; j < cols; ++j) wd[r * cols + j] = static_cast<float>(wd[r * cols + j] * s[static_cast<size_t>(j)]);
+    const Tensor wq = quant::fake_quantize(ws, o.weights);
+    const float* a = wo.data<float>();
+    const float* b = wq.data<float>();
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < l.out_features; ++r) {
+        double ref = 0.0, got = 0.0;
+        for (int64_t j = 0; j < cols; ++j) {
+          ref += static_cast<double>(d.sample[static_cast<size_t>(t * cols + j)]) * a[r * cols + j];
+          got += static_cast<double>(xq[static_cast<size_t>(t * cols + j)]) * b[r * cols + j];
+        }
+        err += (ref - got) * (ref - got);
+        ++count;
+      }
+  }
+  return err / static_cast<double>(std::max<int64_t>(count, 1));
+}
+
+}  // namespace
+
 std::vector<SmoothingReport> smooth_block(const model::ModelConfig& config, BlockRunner& runner,
-                                          model::LayerWeights& w, double alpha) {
-  std::map<InputSite, ChannelStats> stats;
-  runner.run(
-      w,
-      [&](InputSite site, const float* x, int64_t rows, int64_t cols) {
-        if (site == InputSite::AttnIn || site == InputSite::FfnIn) stats.try_emplace(site, cols).first->second.add(x, rows);
-      },
-      InputSite::FfnIn);
+                                          model::LayerWeights& w, const SmoothingOptions& o) {
+  const int64_t every = std::max<int64_t>(1, runner.tokens() / std::max<int64_t>(o.sample_tokens, 1));
+  std::map<InputSite, SiteData> data;
+  std::map<InputSite, int64_t> seen;
+  runner.run(w, [&](InputSite site, const float* x, int64_t rows, int64_t cols) {
+    if (!can_scale_site(config, site)) return;
+    SiteData& d = data.try_emplace(site, SiteData{ChannelStats(cols), {}}).first->second;
+    d.stats.add(x, rows);
+    int64_t& base = seen[site];
+    for (int64_t r = 0; r < rows; ++r)
+      if ((base + r) % every == 0) d.sample.insert(d.sample.end(), x + r * cols, x + (r + 1) * cols);
+    base += rows;
+  });
   std::vector<SmoothingReport> report;
-  for (InputSite site : {InputSite::AttnIn, InputSite::FfnIn}) {
-    const ChannelStats& st = stats.at(site);
-    std::vector<double> wmax(static_cast<size_t>(st.cols), 0.0);
+  for (InputSite site : {InputSite::AttnIn, InputSite::AttnOut, InputSite::FfnIn, InputSite::FfnHidden}) {
+    if (!data.count(site)) continue;
+    const SiteData& d = data.at(site);
+    std::vector<double> wmax(static_cast<size_t>(d.stats.cols), 0.0);
     for (const model::LinearLayer& l : model::block_linears(config, 0)) {
       if (l.site != site) continue;
       const Tensor wo = model::weight_out_in(l, model::linear_weight(w, l.kind));
-      const float* d = wo.data<float>();
+      const float* p = wo.data<float>();
       for (int64_t r = 0; r < wo.rows(); ++r)
         for (int64_t j = 0; j < wo.cols(); ++j)
-          wmax[static_cast<size_t>(j)] = std::max(wmax[static_cast<size_t>(j)], static_cast<double>(std::fabs(d[r * wo.cols() + j])));
+          wmax[static_cast<size_t>(j)] = std::max(wmax[static_cast<size_t>(j)], static_cast<double>(std::fabs(p[r * wo.cols() + j])));
     }
-    const std::vector<double> s = smoothing_factors(st.abs_max, wmax, alpha);
-    std::vector<double> before(st.abs_max.begin(), st.abs_max.end()), after(before);
-    for (size_t j = 0; j < after.size(); ++j) after[j] /= s[j];
-    report.push_back({site, max_median_ratio(before), max_median_ratio(after)});
-    apply_channel_scales(config, w, site, s);
+    const std::vector<double> ones(wmax.size(), 1.0);
+    SmoothingReport rep{site, 0.0, 0.0, 0.0, 0.0, 0.0};
+    rep.error_unsmoothed = rep.error = simulated_error(config, w, site, d, ones, o);
+    std::vector<double> best = ones;
+    for (double alpha : o.alphas) {
+      const std::vector<double> s = smoothing_factors(d.stats.abs_max, wmax, alpha);
+      const double err = simulated_error(config, w, site, d, s, o);
+      if (err < rep.error) {
+        rep.error = err;
+        rep.alpha = alpha;
+        best = s;
+      }
+    }
+    std::vector<double> before(d.stats.abs_max.begin(), d.stats.abs_max.end()), after(before);
+    for (size_t j = 0; j < after.size(); ++j) after[j] /= best[j];
+    rep.act_max_ratio_before = max_median_ratio(before);
+    rep.act_max_ratio_after = max_median_ratio(after);
+    report.push_back(rep);
+    if (rep.alpha > 0.0) apply_channel_scales(config, w, site, best);
   }
   return report;
 }

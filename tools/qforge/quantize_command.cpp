@@ -44,7 +44,7 @@ struct QuantizeCliOptions {
   int64_t block_size = 128;
   bool act_order = false;
   bool bias_correction = false;
-  double alpha = -1.0;
+  std::string alpha = "0.5";
   int awq_grid = 20;
   bool no_clip = false;
   int threads = 0;
@@ -101,7 +101,19 @@ void run_quantize(const QuantizeCliOptions& o) {
   q.gptq.act_order = o.act_order;
   q.awq.grid = o.awq_grid;
   q.awq.clip = !o.no_clip;
-  if (o.alpha >= 0.0) q.smooth_alpha = o.alpha;
+  q.smooth_alphas.clear();
+  if (o.alpha == "auto") {
+    for (int i = 1; i <= 20; ++i) q.smooth_alphas.push_back(i / 20.0);
+  } else {
+    try {
+      size_t used = 0;
+      const double a = std::stod(o.alpha, &used);
+      QF_CHECK(used == o.alpha.size() && a >= 0.0 && a <= 1.0, "bad");
+      q.smooth_alphas.push_back(a);
+    } catch (const std::exception&) {
+      fail("--alpha must be a number in [0, 1] or 'auto', got '{}'", o.alpha);
+    }
+  }
   q.bias_correction = o.bias_correction;
   q.budget_bpw = o.budget_bpw;
   q.mp_candidates = parse_scheme_list(o.mp_candidates);
@@ -196,7 +208,8 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--block-size", opt->block_size, "GPTQ: lazy batch width")->check(CLI::Range(1, 1 << 16));
   cmd->add_flag("--act-order", opt->act_order, "GPTQ: quantize columns by decreasing Hessian diagonal (static groups)");
   cmd->add_flag("--bias-correction", opt->bias_correction, "add (W - Wq) E[x] to each layer's bias");
-  cmd->add_option("--alpha", opt->alpha, "SmoothQuant migration strength (default 0.5)")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--alpha", opt->alpha,
+                  "SmoothQuant migration strength in [0, 1] (default 0.5), or 'auto': searched per site");
   cmd->add_option("--awq-grid", opt->awq_grid, "AWQ: alpha grid points")->check(CLI::Range(1, 1000));
   cmd->add_flag("--no-clip", opt->no_clip, "AWQ: skip the weight clipping search");
   cmd->add_option("-t,--threads", opt->threads, "threads (0 = all cores)")->check(CLI::Range(0, 4096));
