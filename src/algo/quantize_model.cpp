@@ -44,7 +44,8 @@ bool needs_calibration(const QuantizeOptions& o) {
 
 std::vector<quant::Scheme> default_mp_candidates() {
   std::vector<quant::Scheme> out;
-  for (const char* s : {"int2:g16:f16scale", "int3:g32:f16scale", "int4:g32:f16scale", "int8:g32:f16scale"})
+  for (const char* s : {"int2:g32:asym:f16scale", "int2:g16:asym:f16scale", "int3:g64:f16scale", "int3:g32:f16scale",
+                        "int3:g32:asym:f16scale", "int4:g64:f16scale", "int4:g32:f16scale", "int8:g32:f16scale"})
     out.push_back(quant::Scheme::parse(s));
   return out;
 }

@@ -54,8 +54,10 @@ struct QuantizeOptions {
 
 // Whether `options` needs calibration data at all (RTN weight-only does not).
 bool needs_calibration(const QuantizeOptions& options);
-// The default mixed-precision candidates: int2:g16, int3:g32, int4:g32 and
-// int8:g32, all with fp16 scales (what llama.cpp-style formats store).
+// The default mixed-precision menu, all with fp16 scales (what llama.cpp-style
+// formats store): int2 g32/g16 asymmetric (symmetric int2 has only three
+// levels), int3 g64, g32 and g32 asymmetric, int4 g64 and g32, int8 g32. A
+// menu with several sizes near the budget lets the allocation trade finely.
 std::vector<quant::Scheme> default_mp_candidates();
 
 struct LayerReport {

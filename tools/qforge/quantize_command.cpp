@@ -39,6 +39,7 @@ struct QuantizeCliOptions {
   uint64_t seed = 0;
   double budget_bpw = 0.0;
   std::string mp_candidates;
+  int64_t mp_samples = 8;
   std::string skip;
   double damp = 0.01;
   int64_t block_size = 128;
@@ -117,6 +118,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   q.bias_correction = o.bias_correction;
   q.budget_bpw = o.budget_bpw;
   q.mp_candidates = parse_scheme_list(o.mp_candidates);
+  q.mp_sequences = o.mp_samples;
   q.skip = o.skip;
   q.n_threads = o.threads;
   q.log = [&](const std::string& line) {
@@ -201,7 +203,10 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--budget-bpw", opt->budget_bpw, "mixed precision: average bits per weight (scales included)")
       ->check(CLI::Range(0.5, 64.0));
   cmd->add_option("--mp-candidates", opt->mp_candidates,
-                  "mixed precision schemes to choose from (default int2:g16,int3:g32,int4:g32,int8:g32, fp16 scales)");
+                  "mixed precision schemes to choose from (default: int2 g32/g16 asym, int3 g64/g32/g32 asym, "
+                  "int4 g64/g32, int8 g32, fp16 scales)");
+  cmd->add_option("--mp-samples", opt->mp_samples, "mixed precision: calibration sequences the sensitivity is measured on")
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--skip", opt->skip, "regular expression: matching layers (HF module names) stay in float");
   cmd->add_option("--damp", opt->damp, "GPTQ: damping as a fraction of the mean Hessian diagonal")
       ->check(CLI::Range(0.0, 10.0));
