@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
+  ccache                            # rebuilds of the three build trees reuse objects
   clang libclang-rt-14-dev          # libFuzzer target and sanitizer runtime
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev

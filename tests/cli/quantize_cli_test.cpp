@@ -156,5 +156,24 @@ TEST_F(QuantizeCli, BadCalibrationAndImpossibleSchemesAreClearErrors) {
   EXPECT_FALSE(fs::exists(out + "/model.safetensors")) << "no output after a failure";
 }
 
+TEST_F(QuantizeCli, InspectWithCalibrationReportsActivationOutliers) {
+  const std::string calib = (dir_ / "calib.txt").string();
+  const auto r = run_qforge("inspect " + model_ + " --calib " + calib + " --calib-samples 4 --calib-seqlen 64 --json -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 20u);  // 5 blocks x 4 input sites
+  bool heavy_tail = false;
+  for (const auto& e : j) {
+    EXPECT_GE(e["max_median_ratio"].get<double>(), 1.0);
+    EXPECT_GE(e["outlier_values"].get<int64_t>(), 0);
+    // SwiGLU's hidden activations are the heavy-tailed ones in this model.
+    if (e["site"] == "ffn_hidden" && e["kurtosis"].get<double>() > 6.0) heavy_tail = true;
+  }
+  EXPECT_TRUE(heavy_tail);
+  const std::string empty = (dir_ / "empty_inspect.txt").string();
+  std::ofstream(empty).close();
+  expect_one_line_error("inspect " + model_ + " --calib " + empty, "empty");
+}
+
 }  // namespace
 }  // namespace qf::test

@@ -10,13 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "algo/activation_outliers.h"
+#include "algo/calibration.h"
 #include "analysis/scheme_error.h"
 #include "analysis/tensor_stats.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "formats/checkpoint.h"
 #include "formats/strict_json.h"
+#include "model/linear_layers.h"
+#include "model/model.h"
 #include "quant/scheme.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qf::cli {
 namespace {
@@ -27,6 +32,10 @@ struct InspectOptions {
   bool json = false;
   bool brief = false;
   int threads = 0;
+  std::string calib;
+  int64_t calib_samples = 16;
+  int64_t calib_seqlen = 256;
+  uint64_t seed = 0;
 };
 
 struct TensorReport {
@@ -191,7 +200,50 @@ void print_json(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme
   fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
 }
 
+// qforge inspect MODEL --calib FILE: activation outliers per block and site.
+void run_activation_report(const InspectOptions& opt) {
+  const model::Model m = model::load_model(opt.path);
+  const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.path));
+  const std::vector<int32_t> tokens = algo::read_calibration_tokens(opt.calib, *tok);
+  const auto seqs = with_context(opt.calib, [&] {
+    return algo::select_calibration(m, tokens, opt.calib_samples, opt.calib_seqlen, algo::Selection::Random, opt.seed,
+                                    opt.threads);
+  });
+  const auto reports = algo::activation_outliers(m, seqs, opt.threads);
+  if (opt.json) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto& r : reports) {
+      const auto& s = r.stats;
+      out.push_back({{"block", r.layer},
+                     {"site", model::input_site_name(r.site)},
+                     {"channels", s.channels},
+                     {"tokens", s.tokens},
+                     {"kurtosis", s.kurtosis},
+                     {"absmax", s.absmax},
+                     {"max_median_ratio", s.max_median_ratio},
+                     {"outlier_values", s.outlier_values},
+                     {"outlier_channels", s.outlier_channels}});
+    }
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("activation outliers of {} on {} sequences x {} tokens of {}\n", opt.path, seqs.size(),
+             seqs.front().size(), opt.calib);
+  fmt::print("{:>5} {:<10} {:>8} {:>9} {:>9} {:>10} {:>9} {:>9}  {}\n", "block", "site", "channels", "kurtosis",
+             "absmax", "max/median", ">6sigma", "channels", "largest outlier channels");
+  for (const auto& r : reports) {
+    const auto& s = r.stats;
+    std::string top;
+    for (size_t i = 0; i < s.outlier_channels.size() && i < 6; ++i)
+      top += fmt::format("{}{}", i ? "," : "", s.outlier_channels[i]);
+    fmt::print("{:>5} {:<10} {:>8} {:>9.2f} {:>9.3f} {:>10.2f} {:>9} {:>9}  {}\n", r.layer,
+               model::input_site_name(r.site), s.channels, s.kurtosis, s.absmax, s.max_median_ratio,
+               s.outlier_values, s.outlier_channels.size(), top);
+  }
+}
+
 void run_inspect(const InspectOptions& opt) {
+  if (!opt.calib.empty()) return run_activation_report(opt);
   std::vector<quant::Scheme> schemes;
   for (const auto& spec : opt.schemes) schemes.push_back(quant::Scheme::parse(spec));
   const formats::Checkpoint ckpt = formats::open_checkpoint(opt.path);
@@ -266,6 +318,12 @@ void register_inspect(CLI::App& app) {
   cmd->add_flag("--json", opt->json, "machine-readable output");
   cmd->add_flag("--brief", opt->brief, "only the per-scheme summary table");
   cmd->add_option("-t,--threads", opt->threads, "worker threads (0 = all cores)")->check(CLI::Range(0, 4096));
+  cmd->add_option("--calib", opt->calib,
+                  "instead: run the model on this text and report activation outliers per block and input site "
+                  "(channels beyond 6 sigma, kurtosis, max/median channel ratio)");
+  cmd->add_option("--calib-samples", opt->calib_samples, "--calib: sequences")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--calib-seqlen", opt->calib_seqlen, "--calib: tokens per sequence")->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--seed", opt->seed, "--calib: seed of the sample");
   cmd->callback([opt] { run_inspect(*opt); });
 }
 
