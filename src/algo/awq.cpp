@@ -67,16 +67,17 @@ struct SiteSample {
 };
 
 // Per (row, group) clip ratio minimising || X_g (w_g - q(w_g)) ||^2 over sampled tokens.
+// Rows [row_begin, row_end) are searched; the others keep the scheme's own parameters.
 quant::ParamGrid clip_search(const Tensor& w_out_in, const quant::Scheme& scheme, const SiteSample& x,
-                             const AwqOptions& o) {
-  const int64_t rows = w_out_in.rows(), cols = w_out_in.cols();
+                             const AwqOptions& o, int64_t row_begin, int64_t row_end) {
+  const int64_t cols = w_out_in.cols();
   const int64_t groups = scheme.groups_per_row(cols), G = scheme.values_per_scale(cols), n = x.n();
   quant::ParamGrid grid = quant::choose_params(w_out_in, scheme);
   const float* W = w_out_in.data<float>();
   const int steps = static_cast<int>(std::floor(o.max_shrink * o.clip_grid + 1e-9));
   std::vector<float> q(static_cast<size_t>(G));
   std::vector<double> ref(static_cast<size_t>(n));
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t c0 = g * G, len = std::min(G, cols - c0);
       const std::span<const float> wg(W + r * cols + c0, static_cast<size_t>(len));
@@ -144,8 +145,7 @@ AwqBlockResult awq_block(const model::ModelConfig& config, BlockRunner& runner, 
     base += rows;
   });
   std::vector<Tensor> reference;
-  runner.run(w, nullptr, std::nullopt, &reference);
-  reference.resize(static_cast<size_t>(search_seqs));
+  runner.run(w, nullptr, std::nullopt, &reference, search_seqs);
 
   auto at_site = [&](InputSite site) {
     std::vector<LinearLayer> out;
@@ -159,7 +159,7 @@ AwqBlockResult awq_block(const model::ModelConfig& config, BlockRunner& runner, 
     if (group.empty() || !can_scale_site(config, site) || !stats.count(site)) continue;
     const std::vector<double> abs_mean = stats.at(site).abs_mean();
     AwqSiteChoice choice{site, 0.0, std::numeric_limits<double>::infinity(), 0.0};
-    std::vector<double> best_s;
+    std::vector<double> best_s(abs_mean.size(), 1.0);
     for (int i = 0; i < o.grid; ++i) {
       const double alpha = static_cast<double>(i) / o.grid;
       const std::vector<double> s = awq_scales(abs_mean, alpha);
@@ -172,8 +172,7 @@ AwqBlockResult awq_block(const model::ModelConfig& config, BlockRunner& runner, 
         model::linear_weight(trial, l.kind) = model::weight_to_stored(l, scaled_columns(q, s, true));
       }
       std::vector<Tensor> out;
-      runner.run(trial, nullptr, std::nullopt, &out);
-      out.resize(static_cast<size_t>(search_seqs));
+      runner.run(trial, nullptr, std::nullopt, &out, search_seqs);
       const double err = output_mse(out, reference);
       if (i == 0) choice.error_at_0 = err;
       if (err < choice.error) {
@@ -195,7 +194,9 @@ AwqBlockResult awq_block(const model::ModelConfig& config, BlockRunner& runner, 
     for (const LinearLayer& l : linears) {
       if (l.kind == model::LinearKind::Q || l.kind == model::LinearKind::K || !samples.count(l.site)) continue;
       const Tensor wo = model::weight_out_in(l, model::linear_weight(w, l.kind));
-      result.params.emplace(l.name, clip_search(wo, scheme_of(l), samples.at(l.site), o));
+      // GPT-2's fused c_attn: only its v rows [2h, 3h) are clipped, like Llama's v_proj.
+      const int64_t first = l.kind == model::LinearKind::QKV ? 2 * config.hidden_size : 0;
+      result.params.emplace(l.name, clip_search(wo, scheme_of(l), samples.at(l.site), o, first, wo.rows()));
     }
   }
   return result;

@@ -37,19 +37,25 @@ int64_t BlockRunner::tokens() const {
 }
 
 void BlockRunner::run(const model::LayerWeights& weights, const SiteHook& hook,
-                      std::optional<model::InputSite> stop_after, std::vector<Tensor>* outputs) {
+                      std::optional<model::InputSite> stop_after, std::vector<Tensor>* outputs,
+                      int64_t max_sequences) {
   QF_CHECK(block_ < rt_.model().config.n_layers, "no block left to run");
+  // The installed lambda refers to `hook`: uninstall it however run() ends.
+  struct Uninstall {
+    runtime::Runtime& rt;
+    ~Uninstall() { rt.set_linear_input_hook(nullptr); }
+  } uninstall{rt_};
   if (hook) {
     rt_.set_linear_input_hook(
         [&](int64_t, model::InputSite site, const float* x, int64_t rows, int64_t cols) { hook(site, x, rows, cols); });
   }
   if (outputs) outputs->clear();
-  for (const Tensor& h : hidden_) {
-    Tensor x = h.clone();
+  const size_t n = max_sequences > 0 ? std::min(hidden_.size(), static_cast<size_t>(max_sequences)) : hidden_.size();
+  for (size_t i = 0; i < n; ++i) {
+    Tensor x = hidden_[i].clone();
     rt_.forward_block(block_, weights, x, stop_after);
     if (outputs) outputs->push_back(std::move(x));
   }
-  rt_.set_linear_input_hook(nullptr);
 }
 
 void BlockRunner::advance(const model::LayerWeights& weights) {

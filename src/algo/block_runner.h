@@ -35,9 +35,12 @@ class BlockRunner {
   // Runs the current block with `weights` over every sequence, calling `hook`
   // at each site. With `stop_after`, only the part of the block up to that
   // site runs (the hidden states are not touched). With `outputs`, the block
-  // outputs are stored there (one [T, hidden] tensor per sequence).
+  // outputs are stored there (one [T, hidden] tensor per sequence). With
+  // max_sequences > 0, only the first that many sequences run (searches that
+  // need a subset).
   void run(const model::LayerWeights& weights, const SiteHook& hook,
-           std::optional<model::InputSite> stop_after = std::nullopt, std::vector<Tensor>* outputs = nullptr);
+           std::optional<model::InputSite> stop_after = std::nullopt, std::vector<Tensor>* outputs = nullptr,
+           int64_t max_sequences = 0);
   // Runs the current block with `weights` and makes its outputs the hidden
   // states of the next block.
   void advance(const model::LayerWeights& weights);

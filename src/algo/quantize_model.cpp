@@ -5,7 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
+#include "core/regex.h"
 
 #include "algo/bit_allocation.h"
 #include "algo/block_runner.h"
@@ -77,8 +77,31 @@ void say(const QuantizeOptions& o, const std::string& line) {
   if (o.log) o.log(line);
 }
 
-void check_options(const QuantizeOptions& o, const std::vector<calib::TokenSequence>& calibration) {
+// Whether transformers would load a bias on this layer for the family (the
+// writer sets attention_bias / mlp_bias for Llama; Qwen2 has q/k/v biases
+// only; Mistral none).
+bool family_has_bias(const model::ModelConfig& c, model::LinearKind kind) {
+  using model::LinearKind;
+  if (c.model_type == "mistral") return false;
+  if (c.model_type == "qwen2") return kind == LinearKind::Q || kind == LinearKind::K || kind == LinearKind::V;
+  return true;
+}
+
+void check_options(const model::ModelConfig& c, const QuantizeOptions& o,
+                   const std::vector<calib::TokenSequence>& calibration) {
   o.weights.validate();
+  if (o.method == Method::Awq) {
+    std::vector<quant::Scheme> schemes = {o.weights};
+    if (o.budget_bpw > 0.0) schemes = o.mp_candidates.empty() ? default_mp_candidates() : o.mp_candidates;
+    for (const quant::Scheme& s : schemes)
+      QF_CHECK(s.granularity != quant::Granularity::Tensor,
+               "AWQ searches per-channel scales for group-wise or per-channel weights; {} is a per-tensor scheme "
+               "(use e.g. int4:g128 or int8:channel)",
+               s.to_string());
+  }
+  QF_CHECK(!o.bias_correction || c.model_type != "mistral",
+           "--bias-correction: mistral checkpoints have no linear-layer biases (transformers would drop them)");
+  QF_CHECK(o.method != Method::Gptq || o.gptq.damp > 0.0, "GPTQ needs a positive --damp, got {}", o.gptq.damp);
   if (needs_calibration(o))
     QF_CHECK(!calibration.empty(), "{}{} needs calibration data (--calib FILE)", method_name(o.method),
              o.method == Method::Rtn ? " with these options" : "");
@@ -132,6 +155,15 @@ std::vector<LayerPlan> plan_layers(const model::Model& m, const std::vector<cali
     options.push_back(std::move(c));
     weights += static_cast<double>(s.layer.in_features * s.layer.out_features);
   }
+  double cheapest = 0.0;
+  for (const auto& layer : options) {
+    double lo = layer.front().cost;
+    for (const auto& c : layer) lo = std::min(lo, c.cost);
+    cheapest += lo;
+  }
+  QF_CHECK(cheapest <= o.budget_bpw * weights,
+           "--budget-bpw {} is below the cheapest choice of the candidate schemes, {:.4f} bits per weight",
+           o.budget_bpw, cheapest / weights);
   const Allocation a = allocate_bits(options, o.budget_bpw * weights);
   for (size_t i = 0; i < plans.size(); ++i) {
     plans[i].scheme = candidates[static_cast<size_t>(a.choice[i])];
@@ -220,7 +252,7 @@ nlohmann::json describe(const QuantizeOptions& o, const std::vector<calib::Token
 
 model::QuantizedModel quantize_model(const model::Model& m, const std::vector<calib::TokenSequence>& calibration,
                                      const QuantizeOptions& o, QuantizeReport* report_out) {
-  check_options(o, calibration);
+  check_options(m.config, o, calibration);
   QuantizeReport local;
   QuantizeReport& report = report_out ? *report_out : local;
   const model::ModelConfig& c = m.config;
@@ -247,9 +279,11 @@ model::QuantizedModel quantize_model(const model::Model& m, const std::vector<ca
       so.acts.bits = o.acts.bits;
       so.acts.symmetric = o.acts.symmetric;
       for (const SmoothingReport& s : smooth_block(c, *runner, w, so))
-        report.notes.push_back(fmt::format("block {} {}: smoothing alpha {} (simulated W8A8 output MSE {:.3g}, "
+        report.notes.push_back(fmt::format("block {} {}: {} (simulated W8A8 output MSE {:.3g}, "
                                            "unsmoothed {:.3g}), max/median channel ratio {:.2f} -> {:.2f}",
-                                           l, model::input_site_name(s.site), s.alpha, s.error,
+                                           l, model::input_site_name(s.site),
+                                           s.smoothed ? fmt::format("smoothed with alpha {}", s.alpha) : "not smoothed",
+                                           s.error,
                                            s.error_unsmoothed, s.act_max_ratio_before, s.act_max_ratio_after));
     }
     AwqBlockResult awq;
@@ -302,7 +336,7 @@ model::QuantizedModel quantize_model(const model::Model& m, const std::vector<ca
           q = with_context(ll.name, [&] { return quant::quantize(wo, p->scheme); });
         }
         const Tensor deq = quant::dequantize(q);
-        if (o.bias_correction) correct_bias(ll, w, wo, deq, stats->mean());
+        if (o.bias_correction && family_has_bias(c, ll.kind)) correct_bias(ll, w, wo, deq, stats->mean());
         model::linear_weight(w, ll.kind) = model::weight_to_stored(ll, deq);
         lr.bits_per_weight = q.bits_per_weight();
         report.layers.push_back(lr);

@@ -130,9 +130,10 @@ std::vector<SmoothingReport> smooth_block(const model::ModelConfig& config, Bloc
           wmax[static_cast<size_t>(j)] = std::max(wmax[static_cast<size_t>(j)], static_cast<double>(std::fabs(p[r * wo.cols() + j])));
     }
     const std::vector<double> ones(wmax.size(), 1.0);
-    SmoothingReport rep{site, 0.0, 0.0, 0.0, 0.0, 0.0};
+    SmoothingReport rep{site, false, 0.0, 0.0, 0.0, 0.0, 0.0};
     rep.error_unsmoothed = rep.error = simulated_error(config, w, site, d, ones, o);
     std::vector<double> best = ones;
+    bool smoothed = false;
     for (double alpha : o.alphas) {
       const std::vector<double> s = smoothing_factors(d.stats.abs_max, wmax, alpha);
       const double err = simulated_error(config, w, site, d, s, o);
@@ -140,14 +141,16 @@ std::vector<SmoothingReport> smooth_block(const model::ModelConfig& config, Bloc
         rep.error = err;
         rep.alpha = alpha;
         best = s;
+        smoothed = true;
       }
     }
+    rep.smoothed = smoothed;
     std::vector<double> before(d.stats.abs_max.begin(), d.stats.abs_max.end()), after(before);
     for (size_t j = 0; j < after.size(); ++j) after[j] /= best[j];
     rep.act_max_ratio_before = max_median_ratio(before);
     rep.act_max_ratio_after = max_median_ratio(after);
     report.push_back(rep);
-    if (rep.alpha > 0.0) apply_channel_scales(config, w, site, best);
+    if (smoothed) apply_channel_scales(config, w, site, best);
   }
   return report;
 }

@@ -25,7 +25,8 @@ namespace qf::algo {
 
 struct SmoothingReport {
   model::InputSite site;
-  double alpha = 0.0;                 // chosen (0: left unsmoothed)
+  bool smoothed = false;              // false: no candidate beat leaving the site as it is
+  double alpha = 0.0;                 // the candidate chosen when smoothed
   double error = 0.0, error_unsmoothed = 0.0;  // simulated W8A8 output MSE
   double act_max_ratio_before = 0.0;  // max over channels / median over channels of max|X_j|
   double act_max_ratio_after = 0.0;

@@ -1,6 +1,7 @@
 #include "model/quantized_checkpoint.h"
 
 #include <array>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -172,7 +173,11 @@ ActivationQuant parse_activation(const json& j) {
   if (a.mode == ActQuantMode::StaticTensor) {
     const json& scale = require(j, "scale");
     QF_CHECK(scale.is_number(), "\"scale\" must be a number, got {}", show(scale));
-    a.scale = static_cast<float>(scale.get<double>());
+    const double value = scale.get<double>();
+    // Checked before the cast: a double beyond the float range converts to UB.
+    QF_CHECK(std::isfinite(value) && value > 0.0 && value <= FLT_MAX, "\"scale\" {} must be a positive finite float",
+             value);
+    a.scale = static_cast<float>(value);
     const int64_t zp = require_int(j, "zero_point");
     QF_CHECK(zp >= INT32_MIN && zp <= INT32_MAX, "zero point {} is outside the code range", zp);
     a.zero_point = static_cast<int32_t>(zp);
@@ -214,13 +219,14 @@ void check_linears(const QuantizedModel& qm, const std::map<std::string, LinearL
 
 // transformers' LlamaConfig knows biases only as groups: attention_bias
 // (q, k, v, o) and mlp_bias (gate, up, down). Bias correction adds biases to
-// some of o/gate/up/down, so the group's flag is set and the layers without a
+// any of the linears, so the group's flag is set and the layers without a
 // bias get zero ones.
 Model with_bias_groups(const Model& m) {
   Model out = m;  // shares the tensors
   if (m.config.model_type != "llama") return out;
   for (const LayerWeights& L : m.layers) {
-    out.config.attention_bias = out.config.attention_bias || !L.bo.empty();
+    out.config.attention_bias =
+        out.config.attention_bias || !L.bq.empty() || !L.bk.empty() || !L.bv.empty() || !L.bo.empty();
     out.config.mlp_bias = out.config.mlp_bias || !L.b_gate.empty() || !L.b_up.empty() || !L.b_down.empty();
   }
   for (const LinearLayer& l : all_linears(out.config)) {

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
+#include "core/regex.h"
 #include <sstream>
 #include <string>
 

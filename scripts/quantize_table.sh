@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The quantization results table of docs/results.md: stories260K calibrated on
+# the first half of the lines of tinystories_valid_sample_30KB.txt, evaluated
+# (--protocol lines) on the second half against the fp32 model.
+#   bash scripts/quantize_table.sh [MODEL_DIR]    (default ../shared/data/stories260K)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=${1:-$root/../shared/data/stories260K}
+Q=$root/build/release/tools/qforge/qforge
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+text=$data/tinystories_valid_sample_30KB.txt
+n=$(wc -l < "$text")
+head -n $((n / 2)) "$text" > "$work/calib.txt"
+tail -n +$((n / 2 + 1)) "$text" > "$work/eval.txt"
+calib="--calib $work/calib.txt --calib-samples 32 --calib-seqlen 128 --seed 1 -t 2"
+
+echo "| method | flags | bits/weight | PPL | mean KLD | top-1 | quantize s |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+row() {  # row METHOD "FLAGS"
+  local out=$work/m
+  rm -rf "$out"
+  local start end
+  start=$(date +%s.%N)
+  local log
+  log=$("$Q" quantize "$data/stories260K.bin" -o "$out" --method "$1" $2 $calib)
+  end=$(date +%s.%N)
+  local bpw
+  bpw=$(sed -n 's/.* \([0-9.]*\) bits per weight.*/\1/p' <<< "$log")
+  "$Q" eval "$out" --text "$work/eval.txt" --protocol lines --baseline "$data/stories260K.bin" --json -t 2 |
+    python3 -c "import json,sys; j=json.load(sys.stdin); b=j['baseline']; print('| $1 | \`$2\` | $bpw | %.4f | %.5f | %.2f %% | %.2f |' % (j['perplexity'], b['kld_mean'], 100*b['top1_agreement'], $end-$start))"
+}
+row rtn "--weights int8:channel"
+for m in rtn gptq awq; do row $m "--weights int4:g32"; done
+row gptq "--weights int4:g32 --act-order"
+row gptq "--weights int4:g32 --bias-correction"
+for s in int3:g32 int3:g32:asym int2:g16 int2:g16:asym; do for m in rtn gptq; do row $m "--weights $s"; done; done
+row rtn "--weights int3:g32:f16scale"
+row gptq "--weights int3:g32:f16scale"
+row rtn "--budget-bpw 3.5"
+row gptq "--budget-bpw 3.5"
+for mode in dynamic-token static-tensor; do for m in rtn smoothquant; do row $m "--weights int8:channel --acts int8 --act-mode $mode"; done; done
+for obs in ema percentile kl mse; do for m in rtn smoothquant; do
+  row $m "--weights int8:channel --acts int8 --act-mode static-tensor --observer $obs"; done; done
+row smoothquant "--weights int8:channel --acts int8 --act-mode static-tensor --alpha auto"
