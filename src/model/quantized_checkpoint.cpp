@@ -175,8 +175,8 @@ ActivationQuant parse_activation(const json& j) {
     QF_CHECK(scale.is_number(), "\"scale\" must be a number, got {}", show(scale));
     const double value = scale.get<double>();
     // Checked before the cast: a double beyond the float range converts to UB.
-    QF_CHECK(std::isfinite(value) && value > 0.0 && value <= FLT_MAX, "\"scale\" {} must be a positive finite float",
-             value);
+    QF_CHECK(std::isfinite(value) && value > 0.0 && value <= FLT_MAX,
+             "static scale {} must be finite and positive (and fit a float)", value);
     a.scale = static_cast<float>(value);
     const int64_t zp = require_int(j, "zero_point");
     QF_CHECK(zp >= INT32_MIN && zp <= INT32_MAX, "zero point {} is outside the code range", zp);
