@@ -14,4 +14,13 @@ cd "$root"  # CMake finds its presets in the current folder
 cmake --preset release >/dev/null
 cmake --build --preset release
 schemes=int8:channel,int8:tensor,int4:g32:f16scale,int4:g32:asym,int4:g128:f16scale,nf4:g64,fp4:g32,fp8e4m3,int3:g32,int2:g16:asym,ternary:channel
-exec "$root/build/release/tools/qforge/qforge" inspect "$model" --brief --scheme "$schemes"
+echo "== round-to-nearest error of every matrix, per scheme"
+"$root/build/release/tools/qforge/qforge" inspect "$model" --brief --scheme "$schemes"
+# With the model's evaluation text beside it: real quantization (calibrated on
+# the first half of the text) and its quality on the second half.
+dir=$(dirname "$model")
+if [ -f "$dir/stories260K.bin" ] && [ -f "$dir/tinystories_valid_sample_30KB.txt" ]; then
+  echo
+  echo "== quantized models against the fp32 model (KLD and top-1 on held-out text)"
+  bash "$root/scripts/quantize_table.sh" --short "$dir"
+fi

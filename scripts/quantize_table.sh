@@ -2,9 +2,12 @@
 # The quantization results table of docs/results.md: stories260K calibrated on
 # the first half of the lines of tinystories_valid_sample_30KB.txt, evaluated
 # (--protocol lines) on the second half against the fp32 model.
-#   bash scripts/quantize_table.sh [MODEL_DIR]    (default ../shared/data/stories260K)
+#   bash scripts/quantize_table.sh [--short] [MODEL_DIR]    (default ../shared/data/stories260K)
+# --short: one row per method (what scripts/demo.sh shows).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+short=0
+if [ "${1:-}" = "--short" ]; then short=1; shift; fi
 data=${1:-$root/../shared/data/stories260K}
 Q=$root/build/release/tools/qforge/qforge
 work=$(mktemp -d)
@@ -32,6 +35,12 @@ row() {  # row METHOD "FLAGS"
 }
 row rtn "--weights int8:channel"
 for m in rtn gptq awq; do row $m "--weights int4:g32"; done
+if [ "$short" = 1 ]; then
+  row gptq "--weights int3:g32:asym"
+  row gptq "--budget-bpw 3.5 --mp-samples 2"
+  row smoothquant "--weights int8:channel --acts int8 --act-mode static-tensor"
+  exit 0
+fi
 row gptq "--weights int4:g32 --act-order"
 row gptq "--weights int4:g32 --bias-correction"
 for s in int3:g32 int3:g32:asym int2:g16 int2:g16:asym; do for m in rtn gptq; do row $m "--weights $s"; done; done

@@ -70,6 +70,20 @@ double kl_divergence(const float* p_logits, double p_lse, const float* q_logits,
 
 }  // namespace
 
+double kl_divergence_sum(const Tensor& p, const Tensor& q) {
+  QF_CHECK(p.dtype() == DType::F32 && q.dtype() == DType::F32 && p.ndim() == 2 && p.shape() == q.shape(),
+           "KL divergence needs two F32 logit matrices of one shape, got {} and {}", shape_to_string(p.shape()),
+           shape_to_string(q.shape()));
+  const int64_t n = p.dim(1);
+  double sum = 0.0;
+  for (int64_t r = 0; r < p.dim(0); ++r) {
+    const float* pr = p.data<float>() + r * n;
+    const float* qr = q.data<float>() + r * n;
+    sum += kl_divergence(pr, summarize_row(pr, n).log_sum_exp, qr, summarize_row(qr, n).log_sum_exp, n);
+  }
+  return sum;
+}
+
 EvalResult evaluate(runtime::Runtime& model, runtime::Runtime* baseline, std::span<const Window> windows,
                     const EvalOptions& options) {
   const int64_t vocab = model.model().config.vocab_size;

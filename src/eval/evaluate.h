@@ -38,6 +38,10 @@ struct EvalOptions {
   int64_t batch = 512;  // tokens per forward call (bounds the logits held at once)
 };
 
+// Sum over rows of KL(softmax(p) || softmax(q)) for F32 logits [rows, vocab]
+// of the same shape (the per-token divergence evaluate() reports).
+double kl_divergence_sum(const Tensor& p_logits, const Tensor& q_logits);
+
 // Each window starts from an empty cache. `baseline` may be null. Both
 // runtimes need a context of at least the longest window. Throws qf::Error
 // when the vocabularies differ.
