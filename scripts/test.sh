@@ -9,6 +9,8 @@ jobs=$(nproc)
 fuzz_seconds=${QF_FUZZ_SECONDS:-30}
 
 bash scripts/install-deps.sh
+# ccache (when present) may reuse objects across clones of the tree.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 
 echo "== release build + tests"
 cmake --preset release
