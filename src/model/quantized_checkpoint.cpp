@@ -341,7 +341,11 @@ ParsedQuantConfig parse_quantization_config(const json& config, const ModelConfi
              kFormatVersion);
     const json& layers = require(qc, "layers");
     QF_CHECK(layers.is_object(), "\"layers\" must be an object, got {}", show(layers));
-    for (const auto& [name, entry] : layers.items()) {
+    // Plain loop variables, not structured bindings: clang 14 (the fuzz build)
+    // cannot capture a binding in the lambdas below.
+    for (const auto& item : layers.items()) {
+      const std::string& name = item.key();
+      const json& entry = item.value();
       const auto it = known.find(name);
       QF_CHECK(it != known.end(), "\"layers\": {} is not a linear layer of this {} model", quote(name),
                mc.model_type);
@@ -353,7 +357,9 @@ ParsedQuantConfig parse_quantization_config(const json& config, const ModelConfi
       for (int s = 0; s < kInputSites; ++s) sites.emplace(activation_key(mc, l, s), std::pair{l, s});
     const json& acts = require(qc, "activations");
     QF_CHECK(acts.is_object(), "\"activations\" must be an object, got {}", show(acts));
-    for (const auto& [key, entry] : acts.items()) {
+    for (const auto& item : acts.items()) {
+      const std::string& key = item.key();
+      const json& entry = item.value();
       const auto site = sites.find(key);
       QF_CHECK(site != sites.end(), "\"activations\": unknown site {} (expected {}.attn_in ... {}.ffn_hidden)",
                quote(key), block_prefix(mc, 0), block_prefix(mc, mc.n_layers - 1));

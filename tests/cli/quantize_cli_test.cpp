@@ -137,6 +137,17 @@ TEST_F(QuantizeCli, SameInputsAndSeedGiveAByteIdenticalFile) {
   EXPECT_FALSE(g.out.empty());
 }
 
+TEST_F(QuantizeCli, DiverseCalibrationSelectionRuns) {
+  const auto r = run_qforge("quantize " + model_ + " -o " + (dir_ / "diverse").string() +
+                            " --method gptq --weights int4:g32 --calib-select diverse --calib " +
+                            (dir_ / "calib.txt").string() + " --calib-samples 8 --calib-seqlen 64 --seed 3 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("8 sequences x 64 tokens (diverse)"), std::string::npos) << r.out;
+  const auto config = nlohmann::json::parse(read_file(dir_ / "diverse" / "config.json"));
+  EXPECT_EQ(config["quantization_config"]["calibration_selection"], "diverse");
+  EXPECT_LT(kld("diverse"), 0.5);
+}
+
 TEST_F(QuantizeCli, BadCalibrationAndImpossibleSchemesAreClearErrors) {
   const std::string out = (dir_ / "bad").string();
   const std::string calib = (dir_ / "calib.txt").string();
