@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "error_of.h"
 
 namespace qf::algo {
 namespace {
@@ -17,15 +18,7 @@ namespace {
 using ::testing::HasSubstr;
 using Layers = std::vector<std::vector<Candidate>>;
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no qf::Error thrown)";
-}
+using test::error_of;
 
 // splitmix64: the same instances with every standard library.
 class Rng {

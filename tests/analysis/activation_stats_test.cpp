@@ -11,19 +11,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "error_of.h"
 
 namespace qf::analysis {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no qf::Error thrown)";
-}
+using test::error_of;
 
 // splitmix64 + Box-Muller: the same data with every standard library.
 class Rng {

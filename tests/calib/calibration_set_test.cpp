@@ -12,21 +12,14 @@
 
 #include "core/error.h"
 #include "test_data.h"
+#include "error_of.h"
 
 namespace qf::calib {
 namespace {
 
 using ::testing::HasSubstr;
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no qf::Error thrown)";
-}
+using test::error_of;
 
 // Token i has value i, so a window's first token is its offset.
 std::vector<int32_t> iota_tokens(int32_t n) {

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/float_formats.h"
 #include "test_data.h"
+#include "error_of.h"
 
 namespace qf::calib {
 namespace {
@@ -26,15 +27,7 @@ ObserverOptions options(ObserverKind kind, bool per_channel = false) {
   return o;
 }
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no qf::Error thrown)";
-}
+using test::error_of;
 
 constexpr ObserverKind kAllKinds[] = {ObserverKind::MinMax, ObserverKind::MovingAverage,
                                       ObserverKind::Percentile, ObserverKind::Entropy, ObserverKind::Mse};
