@@ -164,6 +164,7 @@ TEST_F(QuantizeCli, BadCalibrationAndImpossibleSchemesAreClearErrors) {
   expect_one_line_error("quantize " + model_ + " -o " + out + " --method rtn --weights int9", "int9");
   expect_one_line_error("quantize " + model_ + " -o " + out + " --method smoothquant --alpha 2 --calib " + calib,
                         "--alpha");
+  expect_one_line_error("quantize " + model_ + " -o " + out + " --method rtn --act-mode static-tensor", "--acts");
   EXPECT_FALSE(fs::exists(out + "/model.safetensors")) << "no output after a failure";
 }
 

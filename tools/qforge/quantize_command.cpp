@@ -50,6 +50,7 @@ struct QuantizeCliOptions {
   bool no_clip = false;
   int threads = 0;
   bool verbose = false;
+  bool act_flags_given = false;  // --act-mode or --observer on the command line
 };
 
 // "int8" | "int8:asym" | "int8:tensor": width and symmetry of an activation quantizer.
@@ -92,6 +93,8 @@ void run_quantize(const QuantizeCliOptions& o) {
   const std::string default_weights = q.method == algo::Method::SmoothQuant ? "int8:channel" : "int4:g128";
   q.weights = quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights);
   q.acts = parse_acts(o);
+  QF_CHECK(!o.act_flags_given || !o.acts.empty() || q.method == algo::Method::SmoothQuant,
+           "--act-mode and --observer configure activation quantization: give --acts int8 too");
   if (q.method == algo::Method::SmoothQuant && !q.acts.enabled) {
     q.acts.enabled = true;  // W8A8 is what SmoothQuant is for
     q.acts.mode = o.act_mode == "static-tensor" ? model::ActQuantMode::StaticTensor : model::ActQuantMode::DynamicToken;
@@ -190,9 +193,9 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--weights", opt->weights,
                   "weight scheme, e.g. int4:g128, int3:g32:asym, int8:channel (default int4:g128; smoothquant int8:channel)");
   cmd->add_option("--acts", opt->acts, "quantize linear-layer inputs too: int8 (symmetric) or int8:asym (static only)");
-  cmd->add_option("--act-mode", opt->act_mode, "dynamic-token: a scale per token at run time; static-tensor: calibrated")
+  CLI::Option* act_mode = cmd->add_option("--act-mode", opt->act_mode, "dynamic-token: a scale per token at run time; static-tensor: calibrated")
       ->check(CLI::IsMember({"dynamic-token", "static-tensor"}));
-  cmd->add_option("--observer", opt->observer, "static activation ranges: minmax | ema | percentile | kl | mse")
+  CLI::Option* observer = cmd->add_option("--observer", opt->observer, "static activation ranges: minmax | ema | percentile | kl | mse")
       ->check(CLI::IsMember({"minmax", "ema", "moving_average", "percentile", "kl", "entropy", "mse"}));
   cmd->add_option("--calib", opt->calib, "calibration text file (UTF-8)");
   cmd->add_option("--calib-samples", opt->calib_samples, "calibration sequences")->check(CLI::Range(1, 1 << 20));
@@ -219,7 +222,10 @@ void register_quantize(CLI::App& app) {
   cmd->add_flag("--no-clip", opt->no_clip, "AWQ: skip the weight clipping search");
   cmd->add_option("-t,--threads", opt->threads, "threads (0 = all cores)")->check(CLI::Range(0, 4096));
   cmd->add_flag("-v,--verbose", opt->verbose, "per-layer table, search notes and progress");
-  cmd->callback([opt] { run_quantize(*opt); });
+  cmd->callback([opt, act_mode, observer] {
+    opt->act_flags_given = act_mode->count() > 0 || observer->count() > 0;
+    run_quantize(*opt);
+  });
 }
 
 }  // namespace qf::cli
