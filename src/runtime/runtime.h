@@ -10,6 +10,8 @@
 // activation blocks: every linear layer is one cblas_sgemm (nn.Linear weights
 // [out, in] as X * W^T, GPT-2 Conv1D weights [in, out] as X * W, no transposed
 // copies); attention runs per (head, query) on the ThreadPool against the cache.
+// A layer's ActivationQuant entries make the inputs of its linear layers pass
+// through simulated integer quantization first (runtime/activation_quant.h).
 #pragma once
 
 #include <cstdint>
@@ -131,7 +133,6 @@ class Runtime {
   // Returns null when forward_block was asked to stop after this site.
   const float* linear_input(int64_t layer, const model::LayerWeights& L, model::InputSite site, const float* x,
                             int64_t rows, int64_t cols);
-  std::optional<model::InputSite> stop_after_;
   // Causal attention of T queries (row stride q_stride) at positions
   // p0..p0+T-1 against layer `layer` of the cache; writes [T, n_heads*head_dim].
   void attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out);
@@ -144,6 +145,7 @@ class Runtime {
   KVCache cache_;
   std::unique_ptr<Scratch> scratch_;
   LinearInputHook hook_;
+  std::optional<model::InputSite> stop_after_;  // set only during forward_block
 };
 
 }  // namespace qf::runtime
