@@ -21,6 +21,8 @@
 #include "quant/quantize.h"
 #include "runtime/kernels.h"
 #include "temp_dir.h"
+#include "numpy_python.h"
+#include "error_of.h"
 
 namespace qf::algo {
 namespace {
@@ -107,15 +109,7 @@ double output_error(const Tensor& w, const Tensor& q, const std::vector<double>&
   return std::sqrt(total);
 }
 
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string_view> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a qf::Error mentioning \"" << *fragments.begin() << "\", but nothing was thrown";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (auto f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "\"" << f << "\" not in: " << message;
-  }
-}
+using test::expect_error;
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   if (a.empty() || b.empty()) return a.empty() == b.empty();
@@ -169,17 +163,7 @@ INSTANTIATE_TEST_SUITE_P(Schemes, GptqVsRtn,
                                            RtnCase{"int4:g32:asym", 0.0}, RtnCase{"int3:g64:asym", 0.2},
                                            RtnCase{"nf4:g64", 0.0}, RtnCase{"int8:tensor", 0.0}));
 
-// A python3 that can import numpy: the Debian one first (pyenv shims may lack it).
-const std::string& numpy_python() {
-  static const std::string found = [] {
-    for (const char* candidate : {"/usr/bin/python3", "python3"}) {
-      const std::string probe = std::string(candidate) + " -c 'import numpy' >/dev/null 2>&1";
-      if (std::system(probe.c_str()) == 0) return std::string(candidate);
-    }
-    return std::string();
-  }();
-  return found;
-}
+using test::numpy_python;
 
 template <typename T>
 void write_file(const std::string& path, const T* data, size_t n) {

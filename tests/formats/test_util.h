@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "error_of.h"
 
 namespace qf::formats::testing {
 
@@ -59,15 +60,6 @@ inline Bytes read_bytes(const std::string& path) {
   return out;
 }
 
-// Runs `fn`, expecting a qf::Error whose message contains every fragment.
-inline void expect_error(const std::function<void()>& fn, std::initializer_list<std::string_view> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a qf::Error mentioning \"" << *fragments.begin() << "\", but nothing was thrown";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (auto f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "\"" << f << "\" not in: " << message;
-  }
-}
+using ::qf::test::expect_error;  // tests/support/error_of.h
 
 }  // namespace qf::formats::testing

@@ -22,21 +22,13 @@
 #include "core/tensor.h"
 #include "formats/named_tensor.h"
 #include "formats/safetensors.h"
+#include "error_of.h"
 
 namespace qf::model::testing {
 
 using ::qf::test::TempDir;
 
-// Runs `fn`, expecting a qf::Error whose message contains every fragment.
-inline void expect_error(const std::function<void()>& fn, std::initializer_list<std::string_view> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a qf::Error mentioning \"" << *fragments.begin() << "\", but nothing was thrown";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (auto f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "\"" << f << "\" not in: " << message;
-  }
-}
+using ::qf::test::expect_error;  // tests/support/error_of.h
 
 // Deterministic normal numbers (Box-Muller on mt19937_64, so the same on
 // every standard library).

@@ -13,6 +13,7 @@
 #include "../model/test_models.h"
 #include "model/model.h"
 #include "runtime/runtime.h"
+#include "numpy_python.h"
 
 namespace qf::runtime {
 namespace {
@@ -35,17 +36,7 @@ double relative_error(const Tensor& got, const std::vector<float>& want) {
   return relative_error(got.data<float>(), want.data(), std::min(want.size(), static_cast<size_t>(got.numel())));
 }
 
-// A python3 that can import numpy: the Debian one first (pyenv shims may lack it).
-const std::string& numpy_python() {
-  static const std::string found = [] {
-    for (const char* candidate : {"/usr/bin/python3", "python3"}) {
-      const std::string probe = std::string(candidate) + " -c 'import numpy' >/dev/null 2>&1";
-      if (std::system(probe.c_str()) == 0) return std::string(candidate);
-    }
-    return std::string();
-  }();
-  return found;
-}
+using test::numpy_python;
 
 // Logits [tokens, vocab] computed by reference_forward.py on the HF folder.
 std::vector<float> numpy_logits(const std::string& folder, const std::vector<int32_t>& tokens, int64_t vocab) {
