@@ -38,7 +38,7 @@ struct QuantizeCliOptions {
   std::string calib_select = "random";
   uint64_t seed = 0;
   double budget_bpw = 0.0;
-  std::string mp_candidates;
+  std::vector<std::string> mp_candidates;
   int64_t mp_samples = 8;
   std::string skip;
   double damp = 0.01;
@@ -68,19 +68,6 @@ algo::ActivationOptions parse_acts(const QuantizeCliOptions& o) {
   a.mode = o.act_mode == "static-tensor" ? model::ActQuantMode::StaticTensor : model::ActQuantMode::DynamicToken;
   a.observer = calib::parse_observer_kind(o.observer);
   return a;
-}
-
-std::vector<quant::Scheme> parse_scheme_list(const std::string& list) {
-  std::vector<quant::Scheme> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    const size_t comma = list.find(',', start);
-    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) out.push_back(quant::Scheme::parse(item));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
 }
 
 void run_quantize(const QuantizeCliOptions& o) {
@@ -120,7 +107,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   }
   q.bias_correction = o.bias_correction;
   q.budget_bpw = o.budget_bpw;
-  q.mp_candidates = parse_scheme_list(o.mp_candidates);
+  for (const std::string& spec : o.mp_candidates) q.mp_candidates.push_back(quant::Scheme::parse(spec));
   q.mp_sequences = o.mp_samples;
   q.skip = o.skip;
   q.n_threads = o.threads;
@@ -207,7 +194,8 @@ void register_quantize(CLI::App& app) {
       ->check(CLI::Range(0.5, 64.0));
   cmd->add_option("--mp-candidates", opt->mp_candidates,
                   "mixed precision schemes to choose from (default: int2 g32/g16 asym, int3 g64/g32/g32 asym, "
-                  "int4 g64/g32, int8 g32, fp16 scales)");
+                  "int4 g64/g32, int8 g32, fp16 scales; comma-separated or repeated)")
+      ->delimiter(',');
   cmd->add_option("--mp-samples", opt->mp_samples, "mixed precision: calibration sequences the sensitivity is measured on")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--skip", opt->skip, "regular expression: matching layers (HF module names) stay in float");
