@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -30,8 +31,8 @@ size_t at(int64_t row, int64_t col, int64_t ld) { return static_cast<size_t>(row
 
 void check_finite_weights(const Tensor& weights) {
   const float* w = weights.data<float>();
-  const int64_t cols = weights.cols();
-  for (int64_t i = 0; i < weights.numel(); ++i) {
+  const int64_t cols = weights.cols(), n = weights.numel();
+  for (int64_t i = 0; i < n; ++i) {
     if (std::isfinite(w[i])) continue;
     fail("GPTQ weights have {} at row {}, column {}", std::isnan(w[i]) ? "NaN" : "an infinite value", i / cols,
          i % cols);
@@ -91,8 +92,11 @@ std::vector<int64_t> column_order(const std::vector<double>& h, int64_t n, bool 
 // permutation, J H J = L L^T gives H = (J L J)(J L J)^T with J L J upper
 // triangular, so H^-1 = U^T U for U = (J L J)^-1 = J L^-1 J: one Cholesky
 // and one triangular inverse instead of factor, invert, factor again.
-std::vector<double> inverse_cholesky_upper(const std::vector<double>& h, const std::vector<int64_t>& order,
-                                           double lambda) {
+// LAPACK sees the row-major lower triangle as a column-major upper one (the
+// same symmetric matrix), which spares LAPACKE's row-major transposed copies.
+// The sweep reads U in float, as the reference implementation does.
+std::vector<float> inverse_cholesky_upper(const std::vector<double>& h, const std::vector<int64_t>& order,
+                                          double lambda) {
   const int64_t n = static_cast<int64_t>(order.size());
   std::vector<double> r(h.size());
   for (int64_t i = 0; i < n; ++i) {
@@ -101,14 +105,18 @@ std::vector<double> inverse_cholesky_upper(const std::vector<double>& h, const s
     r[at(i, i, n)] += lambda;
   }
   const auto ln = static_cast<lapack_int>(n);
-  if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', ln, r.data(), ln) != 0) return {};
-  if (LAPACKE_dtrtri(LAPACK_ROW_MAJOR, 'L', 'N', ln, r.data(), ln) != 0) return {};
-  std::vector<double> u(h.size(), 0.0);
+  if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', ln, r.data(), ln) != 0) return {};
+  if (LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', ln, r.data(), ln) != 0) return {};
+  std::vector<float> u(h.size(), 0.0f);
+  bool finite = true;
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = i; j < n; ++j) u[at(i, j, n)] = r[at(n - 1 - i, n - 1 - j, n)];
+    for (int64_t j = i; j < n; ++j) {
+      const float v = static_cast<float>(r[at(n - 1 - i, n - 1 - j, n)]);
+      finite &= std::isfinite(v);
+      u[at(i, j, n)] = v;
+    }
   }
-  const bool finite = std::all_of(u.begin(), u.end(), [](double v) { return std::isfinite(v); });
-  return finite ? u : std::vector<double>{};
+  return finite ? u : std::vector<float>{};
 }
 
 struct Factor {
@@ -123,9 +131,8 @@ Factor damped_factor(const std::vector<double>& h, const std::vector<int64_t>& o
   mean_diag /= static_cast<double>(n);
   double d = damp;
   for (int attempt = 0; attempt <= kMaxDampRaises; ++attempt, d *= 10.0) {
-    const std::vector<double> u = inverse_cholesky_upper(h, order, d * mean_diag);
-    if (u.empty()) continue;
-    return {std::vector<float>(u.begin(), u.end()), d};
+    std::vector<float> u = inverse_cholesky_upper(h, order, d * mean_diag);
+    if (!u.empty()) return {std::move(u), d};
   }
   fail("GPTQ: Cholesky of the damped Hessian [{}, {}] failed even with damping {} (10^{} x {}); the Hessian is not "
        "positive semi-definite",
@@ -151,10 +158,7 @@ class Sweep {
         qt_(wt_.size()),
         err_(static_cast<size_t>(std::min(block_size, cols_) * rows_)) {
     const float* src = w.data<float>();
-    for (int64_t k = 0; k < cols_; ++k) {
-      const int64_t c = order_[static_cast<size_t>(k)];
-      for (int64_t r = 0; r < rows_; ++r) wt_[at(k, r, rows_)] = src[at(r, c, cols_)];
-    }
+    for_tiles([&](int64_t k, int64_t r, int64_t c) { wt_[at(k, r, rows_)] = src[at(r, c, cols_)]; });
   }
 
   void run() {
@@ -170,16 +174,31 @@ class Sweep {
   Tensor quantized() const {
     Tensor q = Tensor::zeros(DType::F32, {rows_, cols_});
     float* dst = q.mutable_data<float>();
-    for (int64_t k = 0; k < cols_; ++k) {
-      const int64_t c = order_[static_cast<size_t>(k)];
-      for (int64_t r = 0; r < rows_; ++r) dst[at(r, c, cols_)] = qt_[at(k, r, rows_)];
-    }
+    for_tiles([&](int64_t k, int64_t r, int64_t c) { dst[at(r, c, cols_)] = qt_[at(k, r, rows_)]; });
     return q;
   }
   const quant::ParamGrid& grid() const { return grid_; }
   double loss() const { return loss_; }
 
  private:
+  // Visits (sweep column k, row r, original column order[k]) tile by tile:
+  // moving between [out, in] and the transposed sweep layout column by column
+  // would touch a new cache line (and page) for every element.
+  template <typename Fn>
+  void for_tiles(Fn&& fn) const {
+    constexpr int64_t kTile = 32;
+    for (int64_t r0 = 0; r0 < rows_; r0 += kTile) {
+      const int64_t r1 = std::min(r0 + kTile, rows_);
+      for (int64_t k0 = 0; k0 < cols_; k0 += kTile) {
+        const int64_t k1 = std::min(k0 + kTile, cols_);
+        for (int64_t k = k0; k < k1; ++k) {
+          const int64_t c = order_[static_cast<size_t>(k)];
+          for (int64_t r = r0; r < r1; ++r) fn(k, r, c);
+        }
+      }
+    }
+  }
+
   // Block ends at most block_size columns on; with dynamic groups a block
   // also ends where a group would start inside it and run past its end, so
   // every group's parameters see all the error of the columns before it.

@@ -9,12 +9,19 @@
 //       q_j = quant(w_j);  err = (w_j - q_j) / U_jj;  w_k -= err * U_jk  (k > j)
 // with lazy batch updates of the columns after each block. Group-wise scales
 // are chosen from the partly updated weights when the sweep reaches a
-// group's first column. With act_order, columns run in order of decreasing
-// diag(H); static_groups then fixes every group's parameters from the
-// original weights beforehand, so the result stays a plain group-wise layout
-// in the original column order (no g_idx needed).
+// group's first column (blocks are cut so that no group starts inside a
+// block and runs past its end: its parameters see every earlier column's
+// error, exactly as an unblocked sweep would). With act_order, columns run
+// in order of decreasing diag(H) (ties in column order); static_groups then
+// fixes every group's parameters from the original weights beforehand, so
+// the result stays a plain group-wise layout in the original column order
+// (no g_idx needed). Channel and Tensor parameters always come from the
+// original weights.
 // Dead inputs (H_jj == 0) get H_jj = 1 and a zero weight column, as the paper's
-// reference code does.
+// reference code does, before any parameters are chosen; the column
+// dequantizes to 0 in every format that has a 0 (all but binary).
+// H is factored in double precision (LAPACK); the sweep works in float.
+// Results are reproducible run to run and across BLAS thread counts.
 #pragma once
 
 #include <cstdint>
