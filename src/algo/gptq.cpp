@@ -94,7 +94,7 @@ std::vector<int64_t> column_order(const std::vector<double>& h, int64_t n, bool 
 // and one triangular inverse instead of factor, invert, factor again.
 // LAPACK sees the row-major lower triangle as a column-major upper one (the
 // same symmetric matrix), which spares LAPACKE's row-major transposed copies.
-// The sweep reads U in float, as the reference implementation does.
+// The sweep reads U in float, as the paper's code does.
 std::vector<float> inverse_cholesky_upper(const std::vector<double>& h, const std::vector<int64_t>& order,
                                           double lambda) {
   const int64_t n = static_cast<int64_t>(order.size());
