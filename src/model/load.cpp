@@ -1,7 +1,6 @@
 // load_model: from a checkpoint path to a runtime-ready Model.
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "formats/checkpoint.h"

@@ -19,7 +19,17 @@
 //                    "bits": 8, "symmetric": true, "scale": s, "zero_point": z}, ...},
 //    ...whatever QuantizedModel::info holds (method, calibration settings)}
 // Activation entries are keyed by block prefix ("model.layers.N" / "h.N") and
-// input site name (model/linear_layers.h).
+// input site name (model/linear_layers.h); "activations" is always present
+// (possibly empty). dynamic-token entries carry no scale or zero_point (their
+// scale is chosen at run time); static scales are written as the exact double
+// of the float so they read back bit for bit.
+//
+// Llama biases on o/gate/up/down (bias correction) are written the way
+// transformers' LlamaConfig groups them: "attention_bias" (q, k, v, o) and
+// "mlp_bias" (gate, up, down) are set, and the group's other layers get zero
+// biases. Mistral and Qwen2 have no such flags; their extra biases are
+// written as plain tensors that only our loader reads.
+// One model.safetensors only: sharded quantized folders are not supported.
 #pragma once
 
 #include <string>
