@@ -32,19 +32,6 @@ double output_mse(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
   return s / static_cast<double>(std::max<int64_t>(n, 1));
 }
 
-// Multiplies input column j of an [out, in] matrix by f[j] (or divides).
-Tensor scaled_columns(const Tensor& w, std::span<const double> f, bool divide) {
-  Tensor out = w.clone();
-  const int64_t rows = out.rows(), cols = out.cols();
-  float* d = out.mutable_data<float>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      const double v = divide ? d[r * cols + j] / f[static_cast<size_t>(j)] : d[r * cols + j] * f[static_cast<size_t>(j)];
-      d[r * cols + j] = static_cast<float>(v);
-    }
-  return out;
-}
-
 // s = max(mean|x|, 1e-4)^alpha / sqrt(max s * min s), the paper code's normalisation.
 std::vector<double> awq_scales(const std::vector<double>& abs_mean, double alpha) {
   std::vector<double> s(abs_mean.size());
@@ -168,8 +155,8 @@ AwqBlockResult awq_block(const model::ModelConfig& config, BlockRunner& runner, 
       model::LayerWeights trial = w;
       for (const LinearLayer& l : group) {
         const Tensor wo = model::weight_out_in(l, model::linear_weight(w, l.kind));
-        const Tensor q = quant::fake_quantize(scaled_columns(wo, s, false), scheme_of(l));
-        model::linear_weight(trial, l.kind) = model::weight_to_stored(l, scaled_columns(q, s, true));
+        const Tensor q = quant::fake_quantize(scale_input_columns(wo, s), scheme_of(l));
+        model::linear_weight(trial, l.kind) = model::weight_to_stored(l, scale_input_columns(q, s, /*divide=*/true));
       }
       std::vector<Tensor> out;
       runner.run(trial, nullptr, std::nullopt, &out, search_seqs);

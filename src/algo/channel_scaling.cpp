@@ -17,16 +17,6 @@ float* writable(Tensor& t) {
   return t.mutable_data<float>();
 }
 
-// Row-major [rows, cols]: multiply column j by f[j] (nn.Linear input columns).
-void scale_columns(Tensor& t, std::span<const double> f, bool invert) {
-  const int64_t rows = t.rows(), cols = t.cols();
-  float* d = writable(t);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j)
-      d[r * cols + j] = static_cast<float>(invert ? d[r * cols + j] / f[static_cast<size_t>(j)]
-                                                  : d[r * cols + j] * f[static_cast<size_t>(j)]);
-}
-
 // Row-major [rows, cols]: multiply row i by f[i - first] for rows [first, first + f.size()).
 void scale_rows(Tensor& t, std::span<const double> f, int64_t first, bool invert) {
   const int64_t cols = t.cols();
@@ -48,6 +38,19 @@ void scale_vector(Tensor& t, std::span<const double> f, int64_t first, bool inve
 }
 
 }  // namespace
+
+Tensor scale_input_columns(const Tensor& out_in, std::span<const double> s, bool divide) {
+  Tensor out = out_in.to_f32().clone();
+  const int64_t rows = out.rows(), cols = out.cols();
+  QF_CHECK(static_cast<int64_t>(s.size()) == cols, "{} scales for {} input columns", s.size(), cols);
+  float* d = out.mutable_data<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      const double v = divide ? d[r * cols + j] / s[static_cast<size_t>(j)] : d[r * cols + j] * s[static_cast<size_t>(j)];
+      d[r * cols + j] = static_cast<float>(v);
+    }
+  return out;
+}
 
 bool can_scale_site(const model::ModelConfig& c, InputSite site) {
   switch (site) {
@@ -72,7 +75,7 @@ void apply_channel_scales(const model::ModelConfig& c, model::LayerWeights& w, I
     if (l.conv1d) {
       scale_rows(wt, s, 0, false);  // Conv1D [in, out]: input channels are rows
     } else {
-      scale_columns(wt, s, false);
+      wt = scale_input_columns(wt, s);
     }
   }
   switch (site) {

@@ -8,6 +8,7 @@
 
 #include <span>
 
+#include "core/tensor.h"
 #include "model/model.h"
 
 namespace qf::algo {
@@ -26,5 +27,10 @@ bool can_scale_site(const model::ModelConfig& config, model::InputSite site);
 // !can_scale_site or on a size mismatch.
 void apply_channel_scales(const model::ModelConfig& config, model::LayerWeights& w, model::InputSite site,
                           std::span<const double> s);
+
+// A new F32 [out, in] matrix with input column j multiplied by s[j] (divided
+// with `divide`): W diag(s), the consumer side of a fold, for searches that
+// try scales without folding them.
+Tensor scale_input_columns(const Tensor& out_in, std::span<const double> s, bool divide = false);
 
 }  // namespace qf::algo

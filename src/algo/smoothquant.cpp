@@ -79,11 +79,7 @@ double simulated_error(const model::ModelConfig& config, const model::LayerWeigh
   for (const model::LinearLayer& l : model::block_linears(config, 0)) {
     if (l.site != site) continue;
     const Tensor wo = model::weight_out_in(l, model::linear_weight(w, l.kind));
-    Tensor ws = wo.clone();
-    float* wd = ws.mutable_data<float>();
-    for (int64_t r = 0; r < l.out_features; ++r)
-      for (int64_t j = 0; j < cols; ++j) wd[r * cols + j] = static_cast<float>(wd[r * cols + j] * s[static_cast<size_t>(j)]);
-    const Tensor wq = quant::fake_quantize(ws, o.weights);
+    const Tensor wq = quant::fake_quantize(scale_input_columns(wo, s), o.weights);
     const float* a = wo.data<float>();
     const float* b = wq.data<float>();
     for (int64_t t = 0; t < n; ++t)

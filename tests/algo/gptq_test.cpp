@@ -190,11 +190,7 @@ Reference numpy_gptq(const Layer& l, const Scheme& s, const GptqOptions& o) {
                               std::to_string(cols) + " " + std::to_string(s.bits) + " " +
                               (s.symmetric ? "sym " : "asym ") + std::to_string(group) + " " +
                               (o.act_order ? "1 " : "0 ") + std::to_string(o.damp) + " " + dir.file("q.f32") + " 2>&1";
-  FILE* p = ::popen(command.c_str(), "r");
-  std::string output;
-  char buf[256];
-  while (p && std::fgets(buf, sizeof buf, p)) output += buf;
-  const int status = p ? ::pclose(p) : -1;
+  const auto [status, output] = test::run_shell(command);
   EXPECT_EQ(status, 0) << command << "\n" << output;
   std::vector<float> q(static_cast<size_t>(rows * cols));
   std::ifstream f(dir.file("q.f32"), std::ios::binary);

@@ -45,11 +45,7 @@ std::vector<float> numpy_logits(const std::string& folder, const std::vector<int
   const std::string out = folder + "/numpy_logits.f32";
   const std::string command = numpy_python() + " '" + std::string(QF_SOURCE_DIR) +
                               "/tests/runtime/reference_forward.py' '" + folder + "' " + list + " '" + out + "' 2>&1";
-  FILE* p = ::popen(command.c_str(), "r");
-  std::string output;
-  char buf[256];
-  while (p && std::fgets(buf, sizeof buf, p)) output += buf;
-  const int status = p ? ::pclose(p) : -1;
+  const auto [status, output] = test::run_shell(command);
   EXPECT_EQ(status, 0) << command << "\n" << output;
   std::vector<float> logits(tokens.size() * static_cast<size_t>(vocab));
   std::ifstream f(out, std::ios::binary);

@@ -1,7 +1,8 @@
-// The python3 the numpy reference tests run: the Debian one first (pyenv
+// Running the numpy reference scripts: the python3 they run: the Debian one first (pyenv
 // shims may lack numpy). Empty when none can import numpy.
 #pragma once
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -16,6 +17,21 @@ inline const std::string& numpy_python() {
     return std::string();
   }();
   return found;
+}
+
+struct ShellResult {
+  int status = -1;     // pclose's status; 0 is success
+  std::string output;  // stdout (and stderr where the command redirects it)
+};
+
+// Runs `command` through /bin/sh and collects what it prints.
+inline ShellResult run_shell(const std::string& command) {
+  ShellResult r;
+  FILE* p = ::popen(command.c_str(), "r");
+  char buf[256];
+  while (p && std::fgets(buf, sizeof buf, p)) r.output += buf;
+  r.status = p ? ::pclose(p) : -1;
+  return r;
 }
 
 }  // namespace qf::test
