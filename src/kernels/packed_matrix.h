@@ -1,0 +1,93 @@
+// Integer weight matrices in the layout the matmul kernels read.
+//
+// A PackedMatrix holds `rows` output rows of `cols` weights each (an
+// nn.Linear weight [out, in]), every weight w = scale_g * (c - zero_g) with an
+// integer code c of `bits` bits and one (scale, zero) pair per group of
+// `group_size` consecutive weights of a row. The last group of a row may be
+// shorter (ragged) when group_size does not divide cols.
+//
+// Supported shapes (PackedMatrix::supports): bits 2, 3, 4 or 8; group_size 32,
+// any multiple of 64, or >= cols (one group per row: per-channel). 8-bit codes
+// are symmetric only (zero point 128 in the unsigned convention), because the
+// kernels multiply them as signed int8.
+//
+// Layout. Rows are padded to padded_cols = cols rounded up to 64 (a "chunk");
+// padding codes are 0 for 2/3/4 bits and the signed code 0 for 8 bits, and the
+// kernels pad activations with zeros, so padding adds nothing. Row r starts at
+// codes + r * row_bytes, row_bytes = padded_cols * bits / 8, and chunk j of a
+// row (weights 64j .. 64j+63, numbered i = 0..63 within the chunk) occupies
+// bytes [8 * bits * j, 8 * bits * (j + 1)) of the row:
+//   8 bits: 64 bytes, byte i = the signed code c - 128 (int8);
+//   4 bits: 32 bytes, byte i (i < 32) = c[i] | c[i + 32] << 4;
+//   2 bits: 16 bytes, byte i (i < 16) = c[i] | c[i + 16] << 2 | c[i + 32] << 4 | c[i + 48] << 6;
+//   3 bits: the low two bits of every code in the 2-bit layout (16 bytes), then
+//           8 bytes read as a little-endian uint64 whose bit i is bit 2 of c[i].
+// So one 32-byte (4-bit), 16-byte (2-bit) or 16+8-byte (3-bit) load followed by
+// shifts and masks yields the chunk's 64 codes in natural order, in one
+// 512-bit register or two 256-bit ones.
+//
+// Group parameters are row-major [rows, groups]: scales as float, zero points
+// as uint8 in the unsigned-code convention (symmetric b-bit codes have zero
+// 2^(b-1); 8-bit matrices store zero 0 because their codes are already signed).
+// For 8-bit matrices row_sums[r] = sum of row r's signed codes, which the VNNI
+// kernels need (they multiply activations offset by +128 as unsigned bytes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "kernels/aligned_buffer.h"
+
+namespace qf::kernels {
+
+inline constexpr int64_t kChunk = 64;
+
+class PackedMatrix {
+ public:
+  PackedMatrix() = default;
+  // Allocates a zero matrix (every row must then be set with set_row). Throws
+  // qf::Error when !supports(bits, group_size, cols) or a dimension is < 1.
+  PackedMatrix(int bits, int64_t rows, int64_t cols, int64_t group_size);
+
+  // Whether the kernels handle this shape (see the header comment).
+  static bool supports(int bits, int64_t group_size, int64_t cols);
+
+  // Row r from unpacked unsigned codes (cols bytes, each < 2^bits: the codes
+  // of quant/row_codec.h), its group scales (groups() floats, finite, > 0)
+  // and zero points (groups() values < 2^bits; for 8 bits each must be 128).
+  // Throws qf::Error naming row and column of a bad code or parameter.
+  void set_row(int64_t r, std::span<const uint8_t> codes, std::span<const float> scales,
+               std::span<const uint8_t> zeros);
+
+  // Row r's weights as floats (cols values): scale * (c - zero).
+  void dequantize_row(int64_t r, std::span<float> out) const;
+  // Row r's unsigned codes (cols values), unpacked.
+  void unpack_row(int64_t r, std::span<uint8_t> codes) const;
+
+  int bits() const { return bits_; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t padded_cols() const { return padded_cols_; }
+  int64_t group_size() const { return group_size_; }  // min(requested, cols)
+  int64_t groups() const { return groups_; }          // per row
+  int64_t row_bytes() const { return row_bytes_; }
+
+  const uint8_t* row_codes(int64_t r) const { return codes_.data() + r * row_bytes_; }
+  const float* row_scales(int64_t r) const { return scales_.data() + r * groups_; }
+  const uint8_t* row_zeros(int64_t r) const { return zeros_.data() + r * groups_; }
+  const int32_t* row_sums() const { return row_sums_.data(); }  // 8-bit only, [rows]
+
+  // Resident bytes: codes, scales, zero points and row sums.
+  size_t bytes() const;
+
+ private:
+  int bits_ = 0;
+  int64_t rows_ = 0, cols_ = 0, padded_cols_ = 0, group_size_ = 0, groups_ = 0, row_bytes_ = 0;
+  AlignedBuffer<uint8_t> codes_;
+  AlignedBuffer<float> scales_;
+  AlignedBuffer<uint8_t> zeros_;
+  AlignedBuffer<int32_t> row_sums_;
+};
+
+}  // namespace qf::kernels
