@@ -4,8 +4,11 @@
 //
 // Int8 form (dynamic per-token symmetric, as in W8A8 / LLM.int8()):
 //   scale[m] = max_k |x[m, k]| / 127 (a zero row gets scale 0 and zero codes);
-//   q[m, k]  = clamp(round_half_even(x[m, k] / scale[m]), -127, 127);
-// so q never holds -128 (the AVX2 kernels rely on that: |q| * |w| pairs fit int16).
+//   q[m, k]  = clamp(round_half_even(x[m, k] * (1 / scale[m])), -127, 127),
+//              multiplying by the float reciprocal exactly as the runtime's
+//              simulated activation quantization does (runtime/activation_quant.cpp),
+//              so the int8 kernels reproduce a simulated W8A8 model;
+// q never holds -128 (the AVX2 kernels rely on that: |q| * |w| pairs fit int16).
 // block_sums[m, b] = sum of q[m, 32b .. 32b+31] (the zero-point term of
 // asymmetric weight groups), f32_block_sums the same over x.
 #pragma once
