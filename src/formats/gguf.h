@@ -69,10 +69,10 @@ struct GgmlTypeInfo {
   uint32_t block_size;    // elements per block (1 for plain element types)
   uint32_t type_size;     // bytes per block
   // The Tensor dtype holding this type element for element, for the plain
-  // types (F32, F16, BF16, F64, I8..I64). Block (quantized) types have none
-  // yet: the reader reports them as "not supported yet" when asked for a
-  // Tensor, but still validates their sizes and offsets and can hand out
-  // their raw bytes.
+  // types (F32, F16, BF16, F64, I8..I64). Block (quantized) types have none:
+  // the reader hands out the ten with a codec (formats/gguf_quants.h)
+  // dequantized to F32 and reports the others as "not supported yet"; it
+  // validates the sizes and offsets of all and can hand out their raw bytes.
   std::optional<DType> dtype;
 };
 
@@ -264,7 +264,8 @@ struct GgufContents {
   // A plain-typed tensor as a row-major Tensor: a zero-copy view keeping the
   // file alive (a copy only if the bytes are misaligned for the element
   // type, possible with a tiny general.alignment or an unaligned buffer).
-  // Block types are a qf::Error "... is Q4_K, which is not supported yet".
+  // Q4_0..Q8_0 and Q2_K..Q6_K tensors: an owning F32 tensor, dequantized.
+  // Other block types are a qf::Error "... is IQ2_XS, which is not supported yet".
   Tensor tensor(const GgufTensorInfo& info) const;
   // tensor() of every tensor, in file order.
   std::vector<NamedTensor> named_tensors() const;

@@ -8,6 +8,7 @@
 
 #include "core/mapped_file.h"
 #include "formats/gguf.h"
+#include "formats/gguf_quants.h"
 #include "formats/strict_json.h"
 #include "formats/tensor_view.h"
 
@@ -304,10 +305,15 @@ std::span<const std::byte> GgufContents::tensor_bytes(const GgufTensorInfo& info
 Tensor GgufContents::tensor(const GgufTensorInfo& info) const {
   const GgmlTypeInfo* type = find_ggml_type(info.type);
   QF_CHECK(type, "{}: tensor {} has {}", display_name, quote(info.name), ggml_type_name(info.type));
-  if (!type->dtype)
-    fail("{}: tensor {} is {}, which is not supported yet (only F32, F16, BF16, F64 and integer tensors can be "
-         "read)",
+  if (!type->dtype) {
+    // Block types are handed out dequantized: every consumer computes in float.
+    if (gguf_is_codec_type(info.type))
+      return with_context(fmt::format("{}: tensor {}", display_name, quote(info.name)),
+                          [&] { return gguf_dequantize_tensor(info.type, tensor_bytes(info), info.shape); });
+    fail("{}: tensor {} is {}, which is not supported yet (F32, F16, BF16, F64, integer tensors and Q4_0, Q4_1, "
+         "Q5_0, Q5_1, Q8_0, Q2_K..Q6_K can be read)",
          display_name, quote(info.name), type->name);
+  }
   return view_or_copy(*type->dtype, info.shape, tensor_bytes(info).data(), owner);
 }
 

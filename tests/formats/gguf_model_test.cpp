@@ -566,7 +566,7 @@ TEST(GgufModelErrors, ReaderNamesWhatIsWrong) {
   expect_error([&] { read_gguf_model(path); }, {"tokenizer.ggml.model \"bert\" is not supported"});
 }
 
-TEST(GgufModelErrors, QuantizedTensorsAreNotSupportedYet) {
+TEST(GgufModelErrors, BlockTypesWithoutCodecAreNotSupported) {
   TempDir dir;
   const auto path = dir.file("q.gguf");
   ModelConfig config = llama_config();
@@ -577,18 +577,18 @@ TEST(GgufModelErrors, QuantizedTensorsAreNotSupportedYet) {
   std::vector<GgufTensorSpec> plan;
   for (const auto& t : hf) {
     const std::string name = *hf_to_gguf_tensor_name(t.name, Architecture::Llama);
-    // [24, 32]: each row is one Q8_0 block.
-    plan.push_back({name, name == "blk.0.ffn_gate.weight" ? GgmlType::Q8_0 : GgmlType::F32, t.tensor.shape()});
+    // [24, 32]: each row is one IQ4_NL block (a type without a codec here).
+    plan.push_back({name, name == "blk.0.ffn_gate.weight" ? GgmlType::IQ4_NL : GgmlType::F32, t.tensor.shape()});
   }
   GgufWriter w(path, m, plan);
   for (size_t i = 0; i < hf.size(); ++i) {
-    if (plan[i].type == GgmlType::Q8_0)
-      w.write_raw(plan[i].name, std::vector<std::byte>(24 * 34));
+    if (plan[i].type == GgmlType::IQ4_NL)
+      w.write_raw(plan[i].name, std::vector<std::byte>(24 * 18));
     else
       w.write(plan[i].name, hf[i].tensor);
   }
   w.finish();
-  expect_error([&] { read_gguf_model(path); }, {path, "\"blk.0.ffn_gate.weight\" is Q8_0, which is not supported yet"});
+  expect_error([&] { read_gguf_model(path); }, {path, "\"blk.0.ffn_gate.weight\" is IQ4_NL, which is not supported yet"});
 }
 
 // ---- writer failures
