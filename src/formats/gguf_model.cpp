@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "formats/gguf_quants.h"
 #include "formats/strict_json.h"
 
 namespace qf::formats {
@@ -388,63 +389,129 @@ GgufMetadata gguf_model_metadata(const ModelConfig& c, const Vocab* vocab, DType
   return m;
 }
 
+namespace {
+
+struct Planned {
+  const Rule* rule;
+  const NamedTensor* tensor;
+  GgufTensorType type;
+};
+
+// Resolves, validates and types every tensor; `planned` in input order.
+std::vector<Planned> plan_model(const ModelConfig& config, std::span<const NamedTensor> hf_tensors,
+                                const GgufModelWriteOptions& options) {
+  config.validate("");
+  const Tables t = tables_for(config.arch);
+  const GgufRecipeContext context{config.n_layers, config.n_kv_heads > 0 ? config.n_heads / config.n_kv_heads : 1,
+                                  config.tie_embeddings, !options.importance.empty()};
+  std::vector<Planned> planned;
+  std::map<std::string, std::string> written;  // GGUF name -> HF name
+  for (const NamedTensor& nt : hf_tensors) {
+    bool ignored = false;
+    const auto r = resolve(normalize_hf(nt.name, config.arch), t, Side::Hf, &ignored);
+    if (ignored) continue;
+    if (!r) fail("tensor {} is not a known {} weight name", quote(nt.name), gguf_architecture(config));
+    if (r->rule->need == Need::IfUntied && config.tie_embeddings) continue;  // tied: output falls back to token_embd
+    QF_CHECK(r->layer < config.n_layers, "tensor {} is in layer {} but the model has {} layers", quote(nt.name),
+             r->layer, config.n_layers);
+    if (r->rule->need == Need::IfAttentionBias && !config.attention_bias)
+      fail("tensor {} is a q/k/v bias but the config says attention_bias is false", quote(nt.name));
+    const Shape expected = hf_shape(*r->rule, config);
+    QF_CHECK(nt.tensor.shape() == expected, "tensor {} has shape {}, expected {} for this config", quote(nt.name),
+             shape_to_string(nt.tensor.shape()), shape_to_string(expected));
+    QF_CHECK(dtype_is_float(nt.tensor.dtype()), "tensor {} has dtype {}; a float tensor is expected",
+             quote(nt.name), dtype_name(nt.tensor.dtype()));
+    const std::string gguf_name = full_name(*r->rule, r->layer, Side::Gguf, t);
+    const auto [it, fresh] = written.emplace(gguf_name, nt.name);
+    QF_CHECK(fresh, "tensors {} and {} are the same weight ({})", quote(it->second), quote(nt.name), gguf_name);
+    GgufTensorType tt{nt.name, gguf_name, gguf_shape(*r->rule, config), GgmlType::F32, {}};
+    if (expected.size() >= 2) {
+      tt.type = *ggml_type_from_dtype(options.dtype);
+      if (const auto b = options.blocks.find(nt.name); b != options.blocks.end()) {
+        tt.type = b->second.type;
+        const Shape rows{tt.gguf_shape.front(), static_cast<int64_t>(gguf_row_bytes(tt.type, tt.gguf_shape.back()))};
+        QF_CHECK(b->second.rows.dtype() == DType::U8 && b->second.rows.shape() == rows,
+                 "pre-encoded {} blocks of {} must be U8 {}, got {} {}", ggml_type_name(tt.type), quote(nt.name),
+                 shape_to_string(rows), dtype_name(b->second.rows.dtype()), shape_to_string(b->second.rows.shape()));
+      } else if (options.recipe) {
+        if (const auto choice = gguf_recipe_type(*options.recipe, gguf_name, tt.gguf_shape, context)) {
+          tt.type = choice->type;
+          tt.notice = choice->notice;
+        }
+      }
+    }
+    planned.push_back({r->rule, &nt, std::move(tt)});
+  }
+  // Every required tensor, named on both sides in the error.
+  auto check = [&](const Rule& r, int64_t layer) {
+    if (!required(r, config)) return;
+    const std::string g = full_name(r, layer, Side::Gguf, t);
+    if (!written.contains(g)) fail("missing tensor {} (GGUF {})", quote(full_name(r, layer, Side::Hf, t)), g);
+  };
+  for (const Rule& r : t.global) check(r, -1);
+  for (int64_t l = 0; l < config.n_layers; ++l)
+    for (const Rule& r : t.layer) check(r, l);
+  return planned;
+}
+
+// HF rows (any dtype, bytes per row moved as they are) to the GGUF layout.
+Tensor to_gguf_layout(const Rule& r, const Tensor& t, const ModelConfig& c) { return apply(r, t, c, true); }
+
+}  // namespace
+
+std::vector<GgufTensorType> gguf_model_tensor_types(const ModelConfig& config, std::span<const NamedTensor> hf_tensors,
+                                                    const GgufModelWriteOptions& options) {
+  std::vector<GgufTensorType> out;
+  for (Planned& p : plan_model(config, hf_tensors, options)) out.push_back(std::move(p.type));
+  return out;
+}
+
 void write_gguf_model(const std::string& path, const ModelConfig& config, std::span<const NamedTensor> hf_tensors,
                       const Vocab* vocab, const GgufModelWriteOptions& options) {
   GgufMetadata metadata;
   std::vector<GgufTensorSpec> plan;
-  struct Item {
-    const Rule* rule;
-    const Tensor* tensor;
-  };
-  std::vector<Item> items;
+  std::vector<Planned> planned;
   with_context(path, [&] {
-    config.validate("");
+    planned = plan_model(config, hf_tensors, options);
     const std::string name =
         options.name.empty() ? std::filesystem::path(path).stem().string() : options.name;
     metadata = gguf_model_metadata(config, vocab, options.dtype, name);
-    const Tables t = tables_for(config.arch);
-    std::map<std::string, std::string> written;  // GGUF name -> HF name
-    for (const NamedTensor& nt : hf_tensors) {
-      bool ignored = false;
-      const auto r = resolve(normalize_hf(nt.name, config.arch), t, Side::Hf, &ignored);
-      if (ignored) continue;
-      if (!r)
-        fail("tensor {} is not a known {} weight name", quote(nt.name), gguf_architecture(config));
-      if (r->rule->need == Need::IfUntied && config.tie_embeddings) continue;  // tied: output falls back to token_embd
-      QF_CHECK(r->layer < config.n_layers, "tensor {} is in layer {} but the model has {} layers", quote(nt.name),
-               r->layer, config.n_layers);
-      if (r->rule->need == Need::IfAttentionBias && !config.attention_bias)
-        fail("tensor {} is a q/k/v bias but the config says attention_bias is false", quote(nt.name));
-      const Shape expected = hf_shape(*r->rule, config);
-      QF_CHECK(nt.tensor.shape() == expected, "tensor {} has shape {}, expected {} for this config", quote(nt.name),
-               shape_to_string(nt.tensor.shape()), shape_to_string(expected));
-      QF_CHECK(dtype_is_float(nt.tensor.dtype()), "tensor {} has dtype {}; a float tensor is expected",
-               quote(nt.name), dtype_name(nt.tensor.dtype()));
-      const std::string gguf_name = full_name(*r->rule, r->layer, Side::Gguf, t);
-      const auto [it, fresh] = written.emplace(gguf_name, nt.name);
-      QF_CHECK(fresh, "tensors {} and {} are the same weight ({})", quote(it->second), quote(nt.name), gguf_name);
-      const GgmlType type =
-          expected.size() >= 2 ? *ggml_type_from_dtype(options.dtype) : GgmlType::F32;
-      plan.push_back({gguf_name, type, gguf_shape(*r->rule, config)});
-      items.push_back({r->rule, &nt.tensor});
-    }
-    // Every required tensor, named on both sides in the error.
-    auto check = [&](const Rule& r, int64_t layer) {
-      if (!required(r, config)) return;
-      const std::string g = full_name(r, layer, Side::Gguf, t);
-      if (!written.contains(g)) fail("missing tensor {} (GGUF {})", quote(full_name(r, layer, Side::Hf, t)), g);
-    };
-    for (const Rule& r : t.global) check(r, -1);
-    for (int64_t l = 0; l < config.n_layers; ++l)
-      for (const Rule& r : t.layer) check(r, l);
+    if (options.recipe) metadata.set("general.file_type", static_cast<uint32_t>(options.recipe->file_type));
+    if (options.file_type) metadata.set("general.file_type", static_cast<uint32_t>(*options.file_type));
+    for (const Planned& p : planned) plan.push_back({p.type.gguf_name, p.type.type, p.type.gguf_shape});
   });
+  for (const Planned& p : planned) {
+    if (p.type.notice.empty()) continue;
+    if (options.notice)
+      options.notice(p.type.notice);
+    else
+      fmt::print(stderr, "notice: {}\n", p.type.notice);
+  }
 
   GgufWriter writer(path, metadata, plan);
-  for (size_t i = 0; i < items.size(); ++i) {
-    Tensor source = *items[i].tensor;
-    const DType d = source.dtype();
-    if (d != DType::F32 && d != DType::F16 && d != DType::BF16) source = source.to_f32();
-    writer.write(plan[i].name, apply(*items[i].rule, source, config, true));
+  for (const Planned& p : planned) {
+    const GgufTensorType& tt = p.type;
+    with_context(fmt::format("{}: tensor {}", path, quote(tt.hf_name)), [&] {
+      if (!gguf_is_codec_type(tt.type)) {
+        Tensor source = p.tensor->tensor;
+        const DType d = source.dtype();
+        if (d != DType::F32 && d != DType::F16 && d != DType::BF16) source = source.to_f32();
+        writer.write(tt.gguf_name, to_gguf_layout(*p.rule, source, config));
+        return;
+      }
+      Tensor rows;
+      if (const auto b = options.blocks.find(tt.hf_name); b != options.blocks.end()) {
+        // Given in [out, in] orientation: only the q/k permutation applies.
+        rows = p.rule->transform == Transform::Transpose ? b->second.rows
+                                                         : to_gguf_layout(*p.rule, b->second.rows, config);
+      } else {
+        const auto imp = options.importance.find(tt.hf_name);
+        const std::span<const float> importance =
+            imp == options.importance.end() ? std::span<const float>() : std::span<const float>(imp->second);
+        rows = gguf_quantize_matrix(tt.type, to_gguf_layout(*p.rule, p.tensor->tensor.to_f32(), config), importance);
+      }
+      writer.write_raw(tt.gguf_name, std::span<const std::byte>(rows.bytes(), rows.nbytes()));
+    });
   }
   writer.finish();
 }

@@ -7,7 +7,8 @@
 // llama.attention.sliding_window), "qwen2" as "qwen2", "gpt2" as "gpt2".
 //
 // Metadata: general.architecture, general.name, general.file_type (llama.cpp
-// LLAMA_FTYPE: 0 all F32, 1 mostly F16, 32 mostly BF16),
+// LLAMA_FTYPE: 0 all F32, 1 mostly F16, 32 mostly BF16, or the quantized
+// mixture's, formats/gguf_recipe.h),
 // general.quantization_version (2), and {arch}.context_length,
 // .embedding_length, .block_count, .feed_forward_length, .vocab_size,
 // .attention.head_count, .attention.head_count_kv,
@@ -53,10 +54,13 @@
 //   them to rotate_half before anything else sees them.)
 //
 // Data types: 2-D and larger tensors are stored as `dtype` (F32, F16 or BF16;
-// other float inputs go through F32), 1-D tensors (norms, biases) always as
-// F32, as llama.cpp's converter does. The reader returns what is stored:
-// zero-copy views of the file, except permuted and transposed tensors
-// (owning copies in the stored dtype).
+// other float inputs go through F32) or as the block type a recipe or
+// pre-encoded blocks give them; 1-D tensors (norms, biases) always as F32,
+// as llama.cpp's converter does. Block types are encoded row by row in GGUF
+// orientation (blocks run along the input dimension). The reader returns
+// what is stored: zero-copy views of the file, except permuted and
+// transposed tensors (owning copies in the stored dtype) and block tensors
+// (dequantized to F32, then permuted back).
 //
 // Tokenizer (tokenizer::Vocab <-> tokenizer.ggml.*): model ("llama" for
 // SentencePiece, "gpt2" for byte-level BPE), pre ("default", or "gpt-2" /
@@ -71,6 +75,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -78,19 +84,52 @@
 
 #include "core/dtype.h"
 #include "formats/gguf.h"
+#include "formats/gguf_recipe.h"
 #include "formats/named_tensor.h"
 #include "model/config.h"
 #include "tokenizer/vocab.h"
 
 namespace qf::formats {
 
-// llama.cpp's LLAMA_FTYPE values for general.file_type.
-enum class GgufFileType : uint32_t { AllF32 = 0, MostlyF16 = 1, MostlyBF16 = 32 };
+// Matrix rows already encoded as one block type (e.g. GPTQ codes on Q4_0's
+// grid): U8 [rows, gguf_row_bytes(type, cols)] in [out, in] orientation (also
+// for GPT-2 Conv1D weights) and HF row order; the writer applies llama.cpp's
+// q/k row permutation to them as to float rows.
+struct GgufBlocks {
+  GgmlType type = GgmlType::Q4_0;
+  Tensor rows;
+};
 
 struct GgufModelWriteOptions {
-  DType dtype = DType::F32;  // matrices: F32, F16 or BF16
+  DType dtype = DType::F32;  // matrices without a block type: F32, F16 or BF16
   std::string name;          // general.name; empty: the output file's name without extension
+  // A llama.cpp mixture (formats/gguf_recipe.h): picks each matrix's block
+  // type, encoded here with the ggml-reference encoders; general.file_type
+  // becomes the mixture's.
+  std::optional<GgufRecipe> recipe;
+  // Per-column importance weights (E[x^2] of the layer's input) by HF tensor
+  // name, used by the block encoders of those tensors.
+  std::map<std::string, std::vector<float>> importance;
+  // Pre-encoded tensors by HF name; written as they are, whatever the recipe says.
+  std::map<std::string, GgufBlocks> blocks;
+  std::optional<GgufFileType> file_type;  // overrides general.file_type
+  // Where fallback notices go (one line each); empty: stderr.
+  std::function<void(const std::string&)> notice;
 };
+
+// The stored type of every tensor write_gguf_model would write for these
+// options, in the order given (tied lm_head and dropped buffers left out),
+// with the recipe's fallback notices.
+struct GgufTensorType {
+  std::string hf_name;
+  std::string gguf_name;
+  Shape gguf_shape;  // row-major, as stored
+  GgmlType type = GgmlType::F32;
+  std::string notice;
+};
+std::vector<GgufTensorType> gguf_model_tensor_types(const model::ModelConfig& config,
+                                                    std::span<const NamedTensor> hf_tensors,
+                                                    const GgufModelWriteOptions& options);
 
 // Writes `hf_tensors` (HF names, row-major, HF layout; any order, written in
 // that order) with the config's metadata and, when given, the vocabulary.
@@ -103,7 +142,9 @@ void write_gguf_model(const std::string& path, const model::ModelConfig& config,
 inline void write_gguf_model(const std::string& path, const model::ModelConfig& config,
                              std::span<const NamedTensor> hf_tensors, const tokenizer::Vocab* vocab,
                              DType out_dtype) {
-  write_gguf_model(path, config, hf_tensors, vocab, GgufModelWriteOptions{out_dtype, {}});
+  GgufModelWriteOptions options;
+  options.dtype = out_dtype;
+  write_gguf_model(path, config, hf_tensors, vocab, options);
 }
 
 struct GgufModel {

@@ -229,7 +229,9 @@ TEST(GgufModel, LlamaFileHasLlamaCppNamesKeysAndPermutedRows) {
   const auto tensors = llama_tensors(config, 2);
   const auto hf = by_name(tensors);
   const Vocab vocab = spm_vocab();
-  write_gguf_model(path, config, tensors, &vocab, GgufModelWriteOptions{DType::F32, "Tiny Llama"});
+  GgufModelWriteOptions options;
+  options.name = "Tiny Llama";
+  write_gguf_model(path, config, tensors, &vocab, options);
 
   const GgufContents c = read_gguf(path);
   const GgufMetadata& md = c.metadata;
