@@ -1,4 +1,5 @@
 #include "quantize_command.h"
+#include "quantize_gguf.h"
 
 #include <fmt/format.h>
 
@@ -27,6 +28,7 @@ struct QuantizeCliOptions {
   std::string synthetic;
   std::string tokenizer;
   std::string output;
+  std::string format = "qforge";
   std::string method = "rtn";
   std::string weights;
   std::string acts;
@@ -77,8 +79,10 @@ void run_quantize(const QuantizeCliOptions& o) {
 
   algo::QuantizeOptions q;
   q.method = algo::parse_method(o.method);
+  const bool gguf = o.format == "gguf";
   const std::string default_weights = q.method == algo::Method::SmoothQuant ? "int8:channel" : "int4:g128";
-  q.weights = quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights);
+  q.weights = gguf ? gguf_pipeline_scheme(o.weights.empty() ? "q4_k_m" : o.weights, q.method)
+                   : quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights);
   q.acts = parse_acts(o);
   QF_CHECK(!o.act_flags_given || !o.acts.empty() || q.method == algo::Method::SmoothQuant,
            "--act-mode and --observer configure activation quantization: give --acts int8 too");
@@ -123,7 +127,8 @@ void run_quantize(const QuantizeCliOptions& o) {
   const tokenizer::Vocab vocab = o.synthetic.empty() ? model::load_vocab(o.model) : tokenizer::find_tokenizer(o.tokenizer);
 
   std::vector<calib::TokenSequence> calibration;
-  if (algo::needs_calibration(q)) {
+  // GGUF output takes calibration text for importance weights even with RTN.
+  if (algo::needs_calibration(q) || (gguf && !o.calib.empty())) {
     QF_CHECK(!o.calib.empty(), "--method {}{} needs calibration text: give --calib FILE", o.method,
              q.method == algo::Method::Rtn ? " with these options" : "");
     const auto tok = tokenizer::make_tokenizer(vocab);
@@ -134,6 +139,12 @@ void run_quantize(const QuantizeCliOptions& o) {
     });
   }
 
+  if (gguf) {
+    write_quantized_gguf({&m, &vocab, &calibration, q, o.weights.empty() ? "q4_k_m" : o.weights, o.output, o.verbose});
+    fmt::print("time         {:.2f} s, peak RSS {:.1f} MB\n", std::chrono::duration<double>(Clock::now() - t0).count(),
+               static_cast<double>(eval::peak_rss_bytes()) / 1e6);
+    return;
+  }
   algo::QuantizeReport report;
   model::QuantizedModel qm = algo::quantize_model(m, calibration, q, &report);
   qm.info["calibration_selection"] = o.calib_select;
@@ -175,6 +186,10 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--synthetic", opt->synthetic, "random weights with real shapes instead of MODEL: gpt2-124m, llama-1b");
   cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer folder for --synthetic (e.g. the GPT-2 encoder.json + vocab.bpe)");
   cmd->add_option("-o,--output", opt->output, "output folder (model.safetensors + config.json + tokenizer)")->required();
+  cmd->add_option("--format", opt->format,
+                  "qforge: a folder (safetensors codes + config.json); gguf: OUT.gguf with a llama.cpp mixture "
+                  "(--weights q4_k_m | q5_k_m | q3_k_m | q2_k | q6_k | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 ...)")
+      ->check(CLI::IsMember({"qforge", "gguf"}));
   cmd->add_option("--method", opt->method, "rtn | gptq | awq | smoothquant")
       ->check(CLI::IsMember({"rtn", "gptq", "awq", "smoothquant"}));
   cmd->add_option("--weights", opt->weights,
