@@ -12,7 +12,11 @@ packages=(
   libopenblas-dev liblapacke-dev libomp-dev
   libsentencepiece-dev              # reads SentencePiece .model files (tokenizers)
   python3 python3-numpy             # independent references used by tests only
+  nodejs                            # @huggingface/gguf checks our GGUF files (tests/gguf_js)
 )
+# Debian's nodejs comes without npm; NodeSource's bundles it (and conflicts
+# with Debian's npm package), so npm is asked for only when the command is missing.
+command -v npm > /dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -12,6 +12,11 @@ bash scripts/install-deps.sh
 # ccache (when present) may reuse objects across clones of the tree.
 export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 
+# The independent GGUF reader of the GgufCli tests (skipped without it).
+if command -v npm > /dev/null 2>&1; then
+  npm ci --prefix tests/gguf_js --no-audit --no-fund
+fi
+
 echo "== release build + tests"
 cmake --preset release
 cmake --build --preset release -j "$jobs"
@@ -20,9 +25,10 @@ ctest --preset release -j "$jobs"
 echo "== asan/ubsan build + tests"
 cmake --preset asan
 cmake --build --preset asan -j "$jobs"
-# The stories260K quantization orderings (QuantizeCli) run the same library
-# code the algo tests cover under the sanitizers, for minutes; release only.
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" -E '^QuantizeCli\.'
+# The stories260K quantization orderings (QuantizeCli) and GGUF perplexity
+# comparisons (GgufCli) run the same library code the algo and formats tests
+# cover under the sanitizers, for minutes; release only.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" -E '^(QuantizeCli|GgufCli)\.'
 
 
 echo "== fuzz (${fuzz_seconds}s per target)"
