@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "formats/gguf_grid.h"
 #include "formats/gguf_model.h"
 #include "formats/gguf_quants.h"
 #include "formats/gguf_recipe.h"
+#include "quant/quantize.h"
 #include "test_util.h"
 
 namespace qf::formats {
@@ -231,6 +233,32 @@ TEST(GgufQuantModel, PreEncodedBlocksAreWrittenAsGivenInLlamaCppRowOrder) {
   o.blocks[q_name].rows = Tensor::zeros(DType::U8, {64, 10});
   expect_error([&] { write_gguf_model(dir.file("bad.gguf"), c, hf, nullptr, o); },
                {"pre-encoded Q8_0 blocks", "must be U8 [64, 68]", "[64, 10]"});
+}
+
+// Codes on a ggml grid (what GPTQ/AWQ/RTN chose) become blocks with exactly
+// the values quant::dequantize gives.
+TEST(GgufGrid, QuantizedTensorsOnAGgmlGridBecomeBlocksExactly) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(6 * 96);
+  for (float& x : v) x = dist(rng);
+  const Tensor w = Tensor::from_f32(v, {6, 96});
+  for (const GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0}) {
+    const quant::Scheme s = *ggml_grid_scheme(t);
+    EXPECT_EQ(ggml_type_for_scheme(s), t);
+    const quant::QuantizedTensor q = quant::quantize(w, s);
+    const auto blocks = gguf_blocks_from_quantized(q);
+    ASSERT_TRUE(blocks) << ggml_type_name(t);
+    EXPECT_EQ(blocks->type, t);
+    const Tensor a = quant::dequantize(q);
+    const Tensor b = gguf_dequantize_tensor(t, {blocks->rows.bytes(), blocks->rows.nbytes()}, {6, 96});
+    EXPECT_TRUE(std::equal(a.data<float>(), a.data<float>() + a.numel(), b.data<float>())) << ggml_type_name(t);
+  }
+  EXPECT_EQ(ggml_grid_scheme(GgmlType::Q4_K), std::nullopt);
+  EXPECT_EQ(ggml_type_for_scheme(quant::Scheme::parse("int4:g32:f16scale")), std::nullopt);  // restricted range
+  EXPECT_FALSE(gguf_blocks_from_quantized(quant::quantize(w, quant::Scheme::parse("int4:g32:asym:f16scale"))));
+  const Tensor ragged = Tensor::from_f32(std::vector<float>(2 * 40, 0.5f), {2, 40});
+  EXPECT_FALSE(gguf_blocks_from_quantized(quant::quantize(ragged, *ggml_grid_scheme(GgmlType::Q8_0))));
 }
 
 }  // namespace
