@@ -192,6 +192,16 @@ TEST_F(GgufCli, ConvertsToAndFromQuantizedGguf) {
   expect_one_line_error("convert " + model_ + " " + path("dir") + " --dtype q4_0", "must be OUT.gguf");
 }
 
+TEST_F(GgufCli, TruncatedQuantizedFilesAreOneClearLine) {
+  const std::string file = path("t.gguf");
+  ASSERT_EQ(run_qforge("quantize " + model_ + " -o " + file + " --format gguf --weights q4_0").exit_code, 0);
+  const auto size = fs::file_size(file);
+  fs::resize_file(file, size - 100);
+  expect_one_line_error("eval " + file + " --text " + text_, "extends beyond");
+  fs::resize_file(file, size / 2);
+  expect_one_line_error("generate " + file + " -n 4", "truncated");
+}
+
 // Every GGUF we write, parsed by @huggingface/gguf (npm ci --prefix tests/gguf_js).
 TEST_F(GgufCli, AnIndependentReaderAgreesOnNamesTypesAndShapes) {
   const std::string js = std::string(QF_SOURCE_DIR) + "/tests/gguf_js";
