@@ -28,7 +28,7 @@ struct SyntheticOptions {
   // next is made: peak memory stays near the quantized model's size, so a 7B
   // model can be benchmarked without ever existing in fp32. The scheme must
   // be one the kernels run (model/packed_weights.h).
-  std::optional<quant::Scheme> packed_scheme;
+  std::optional<quant::Scheme> packed_scheme = std::nullopt;
 };
 
 // fp32 weights drawn uniformly with std 0.02 (norm weights 1, biases 0) from

@@ -44,7 +44,7 @@ struct RuntimeOptions {
   int64_t context = 0;
   // SIMD code path of the integer kernels that packed layers run on
   // (model::LayerWeights::packed); unset: kernels::default_target().
-  std::optional<kernels::Target> kernel_target;
+  std::optional<kernels::Target> kernel_target = std::nullopt;
   // Packed layers take dynamically int8-quantized activations (one scale per
   // token, W8A8 / W4A8 integer dot products): faster, with a small extra
   // error. Off: they multiply float activations with weights dequantized in
