@@ -147,6 +147,7 @@ Model synthetic_model(std::string_view name, const SyntheticOptions& options) {
     }
   }
   const bool pack_head = pack && !c.tie_embeddings;
+  if (pack_head) external.insert("lm_head.weight");
 
   // Tensor::zeros only reserved address space so far; check before touching it.
   uint64_t bytes = 0;
