@@ -15,7 +15,7 @@
 
 #include <cstring>
 
-#include "kernels/matmul_targets.h"
+#include "kernels/matmul_simd_common.h"
 
 // GCC 12's AVX-512 intrinsics start from self-initialized "undefined"
 // registers, which its uninitialized-use warnings flag at every inlined call.
@@ -24,53 +24,6 @@
 
 namespace qf::kernels::detail {
 namespace {
-
-enum class Groups { PerRow, Multiple64, Of32 };
-
-int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-struct Problem {
-  const PackedMatrix* w;
-  const Activations* x;
-  float* y;
-  int64_t ldy;
-  bool accumulate;
-  int64_t chunks;            // 64-weight chunks per row
-  int64_t chunks_per_group;  // Multiple64 and PerRow
-  const float* group_sums;   // [x.rows, groups]: sum of q (Int8) or x (F32) over each group's columns
-};
-
-// Sums activation blocks of 32 into group sums (groups start on a block, the padding sums to 0).
-template <typename T>
-void fill_group_sums(const PackedMatrix& w, const Activations& x, const T* block_sums, float* out) {
-  const int64_t blocks = x.blocks(), gs = w.group_size();
-  for (int64_t m = 0; m < x.rows; ++m)
-    for (int64_t g = 0; g < w.groups(); ++g) {
-      const int64_t b_end = min64(blocks, ((g + 1) * gs + kSumBlock - 1) / kSumBlock);
-      T s = 0;
-      for (int64_t b = g * gs / kSumBlock; b < b_end; ++b) s += block_sums[m * blocks + b];
-      out[m * w.groups() + g] = static_cast<float>(s);
-    }
-}
-
-Problem make_problem(const MatmulArgs& a, bool int8) {
-  const PackedMatrix& w = *a.w;
-  const Activations& x = *a.x;
-  Problem p{&w, &x, a.y, a.ldy, a.accumulate, w.padded_cols() / kChunk, 0, nullptr};
-  p.chunks_per_group = w.groups() == 1 ? p.chunks : w.group_size() / kChunk;
-  float* sums = thread_scratch(x.rows * w.groups());
-  if (int8)
-    fill_group_sums(w, x, x.block_sums.data(), sums);
-  else
-    fill_group_sums(w, x, x.f32_block_sums.data(), sums);
-  p.group_sums = sums;
-  return p;
-}
-
-void store(const Problem& p, int64_t m, int64_t n, float v) {
-  float& y = p.y[m * p.ldy + n];
-  y = p.accumulate ? y + v : v;
-}
 
 // sum_g s_g * z_g * group_sums[g] over one row's groups.
 float zero_point_term(const float* s, const uint8_t* z, const float* sums, int64_t groups) {
@@ -271,10 +224,11 @@ struct F32Kernel {
           }
         }
     } else {
-      __m512 part[MR][NR];
+      // Two partial sums per output halve the FMA dependency chain.
+      __m512 lo[MR][NR], hi[MR][NR];
       for (int64_t g = 0; g < w.groups(); ++g) {
         for (int m = 0; m < MR; ++m)
-          for (int r = 0; r < NR; ++r) part[m][r] = _mm512_setzero_ps();
+          for (int r = 0; r < NR; ++r) lo[m][r] = hi[m][r] = _mm512_setzero_ps();
         const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
         for (int64_t j = g * p.chunks_per_group; j < j_end; ++j)
           for (int r = 0; r < NR; ++r) {
@@ -282,12 +236,15 @@ struct F32Kernel {
             load_codes_f32<Bits>(wr[r], j, c);
             for (int m = 0; m < MR; ++m) {
               const float* xp = xr[m] + 64 * j;
-              for (int q = 0; q < 4; ++q) part[m][r] = _mm512_fmadd_ps(c[q], _mm512_load_ps(xp + 16 * q), part[m][r]);
+              lo[m][r] = _mm512_fmadd_ps(c[0], _mm512_load_ps(xp), lo[m][r]);
+              hi[m][r] = _mm512_fmadd_ps(c[2], _mm512_load_ps(xp + 32), hi[m][r]);
+              lo[m][r] = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo[m][r]);
+              hi[m][r] = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi[m][r]);
             }
           }
         for (int r = 0; r < NR; ++r) {
           const __m512 s = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
-          for (int m = 0; m < MR; ++m) total[m][r] = _mm512_fmadd_ps(part[m][r], s, total[m][r]);
+          for (int m = 0; m < MR; ++m) total[m][r] = _mm512_fmadd_ps(_mm512_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
         }
       }
     }
@@ -302,51 +259,24 @@ struct F32Kernel {
   }
 };
 
-// --- blocking --------------------------------------------------------------
-
-// Output rows [nb, ne) for activation rows [m0, m0 + MR), NR weight rows at a time.
-template <class K, int MR, int NR>
-void row_tiles(const Problem& p, int64_t m0, int64_t nb, int64_t ne) {
-  int64_t n = nb;
-  for (; n + NR <= ne; n += NR) K::template block<MR, NR>(p, m0, n);
-  for (; n < ne; ++n) K::template block<MR, 1>(p, m0, n);
-}
-
-// Decode (one activation row) streams the weights once, GemvNR rows side by
-// side. Prefill walks panels of weight rows small enough to stay in L2 while
-// every MR-row block of activations (in L1) passes over them.
-template <class K, int MR, int NR, int GemvNR>
-void run(const Problem& p, int64_t n_begin, int64_t n_end) {
-  const int64_t rows = p.x->rows;
-  if (rows == 1) return row_tiles<K, 1, GemvNR>(p, 0, n_begin, n_end);
-  constexpr int64_t kPanelBytes = 192 * 1024;
-  const int64_t panel = ((kPanelBytes / p.w->row_bytes()) / NR + 1) * NR;
-  for (int64_t nb = n_begin; nb < n_end; nb += panel) {
-    const int64_t ne = min64(n_end, nb + panel);
-    int64_t m = 0;
-    for (; m + MR <= rows; m += MR) row_tiles<K, MR, NR>(p, m, nb, ne);
-    for (; m < rows; ++m) row_tiles<K, 1, NR>(p, m, nb, ne);
-  }
-}
-
 template <int Bits>
 void int8_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
   // Per-row groups keep only int32 accumulators live: 4 x 4 fits the 32 registers;
   // grouped shapes also keep float lane sums, hence 4 x 2.
   if (p.w->groups() == 1)
-    run<Int8Kernel<Bits, Groups::PerRow>, 4, 4, 4>(p, n_begin, n_end);
+    run_blocked<Int8Kernel<Bits, Groups::PerRow>, 4, 4, 4>(p, n_begin, n_end);
   else if (p.w->group_size() == 32)
-    run<Int8Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+    run_blocked<Int8Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
   else
-    run<Int8Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
+    run_blocked<Int8Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
 }
 
 template <int Bits>
 void f32_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
   if (p.w->group_size() == 32 && p.w->groups() > 1)
-    run<F32Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+    run_blocked<F32Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
   else
-    run<F32Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
+    run_blocked<F32Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
 }
 
 }  // namespace
