@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/packed_matrix.h"
 #include "runtime/runtime.h"
 
 namespace qf::eval {
@@ -62,7 +63,7 @@ BenchResult run_bench(const model::Model& model, const BenchOptions& opt) {
   // A decode step reads every matrix once; of the embedding table only one row,
   // unless the head is tied to it (then the head reads it whole).
   r.decode_bytes = r.weight_bytes;
-  if (!c.tie_embeddings) r.decode_bytes -= model.embed.nbytes();
+  if (!c.tie_embeddings) r.decode_bytes -= model.embed.nbytes() + (model.embed_packed ? model.embed_packed->bytes() : 0);
   if (!model.pos_embed.empty()) r.decode_bytes -= model.pos_embed.nbytes();
 
   runtime::RuntimeOptions ropt = opt.runtime;

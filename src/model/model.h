@@ -112,8 +112,11 @@ struct Model {
   Tensor final_norm_bias;  // [hidden]  GPT-2 ln_f.bias
   Tensor lm_head;          // [vocab, hidden]; shares embed's bytes when tied
   // The head on the integer kernels instead ([vocab, hidden]); lm_head is then
-  // empty. Only untied heads are packed (the embedding rows stay float).
+  // empty. Only untied heads are packed.
   std::shared_ptr<const kernels::PackedMatrix> lm_head_packed;
+  // An untied embedding table held packed ([vocab, hidden]; embed is then
+  // empty): the runtime dequantizes the rows of the tokens it embeds.
+  std::shared_ptr<const kernels::PackedMatrix> embed_packed;
 
   // Every float weight under its Hugging Face name (GPT-2 without the
   // "transformer." prefix; no lm_head.weight when tied), in HF module order.

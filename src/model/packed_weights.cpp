@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -58,6 +59,37 @@ std::shared_ptr<const kernels::PackedMatrix> pack_for_kernels(const quant::Quant
   return packed;
 }
 
+std::shared_ptr<const kernels::PackedMatrix> rtn_pack(const float* w, int64_t rows, int64_t cols,
+                                                      const quant::Scheme& s, ThreadPool& pool) {
+  std::string why;
+  QF_CHECK(kernels_support(s, cols, &why), "cannot run {} on the integer kernels: {}", s.to_string(), why);
+  if (s.granularity == quant::Granularity::Tensor)  // one scale from the whole matrix
+    return pack_for_kernels(quant::quantize(Tensor::view(DType::F32, {rows, cols}, w, nullptr), s));
+  const int64_t G = s.values_per_scale(cols);
+  auto packed = std::make_shared<kernels::PackedMatrix>(s.bits, rows, cols, G);
+  const int64_t groups = packed->groups();
+  const int32_t bias = quant::code_bias(s);
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    std::vector<uint8_t> codes(static_cast<size_t>(cols));
+    std::vector<quant::GroupParams> params(static_cast<size_t>(groups));
+    std::vector<float> scales(static_cast<size_t>(groups));
+    std::vector<uint8_t> zeros(static_cast<size_t>(groups));
+    for (int64_t r = r0; r < r1; ++r) {
+      const std::span<const float> row(w + r * cols, static_cast<size_t>(cols));
+      quant::choose_row_params(row, s, params, r);
+      for (int64_t g = 0; g < groups; ++g) {
+        const size_t b = static_cast<size_t>(g * G), n = static_cast<size_t>(std::min(G, cols - g * G));
+        quant::encode_group(row.subspan(b, n), params[static_cast<size_t>(g)], s, std::span(codes).subspan(b, n));
+        scales[static_cast<size_t>(g)] = params[static_cast<size_t>(g)].scale;
+        zeros[static_cast<size_t>(g)] =
+            static_cast<uint8_t>(s.symmetric ? bias : params[static_cast<size_t>(g)].zero_point);
+      }
+      packed->set_row(r, codes, scales, zeros);
+    }
+  });
+  return packed;
+}
+
 Model packed_model(QuantizedModel qm, std::vector<std::string>* fallbacks) {
   Model m = std::move(qm.model);
   QF_CHECK(static_cast<int64_t>(m.layers.size()) == m.config.n_layers, "the model has {} layers, its config {}",
@@ -82,16 +114,18 @@ Model packed_model(QuantizedModel qm, std::vector<std::string>* fallbacks) {
   return m;
 }
 
-Model rtn_packed_model(const Model& m, const quant::Scheme& scheme, bool head) {
+Model rtn_packed_model(const Model& m, const quant::Scheme& scheme, bool head, int n_threads) {
   Model out = m;
+  ThreadPool pool(n_threads);
   for (const LinearLayer& l : all_linears(m.config)) {
     LayerWeights& L = out.layers[static_cast<size_t>(l.layer)];
     Tensor& w = linear_weight(L, l.kind);
-    L.packed[static_cast<size_t>(l.kind)] = pack_for_kernels(quant::quantize(weight_out_in(l, w), scheme));
+    const Tensor oi = weight_out_in(l, w);
+    L.packed[static_cast<size_t>(l.kind)] = rtn_pack(oi.data<float>(), oi.dim(0), oi.dim(1), scheme, pool);
     w = Tensor();
   }
   if (head && !m.config.tie_embeddings) {
-    out.lm_head_packed = pack_for_kernels(quant::quantize(m.lm_head, scheme));
+    out.lm_head_packed = rtn_pack(m.lm_head.data<float>(), m.lm_head.dim(0), m.lm_head.dim(1), scheme, pool);
     out.lm_head = Tensor();
   }
   return out;

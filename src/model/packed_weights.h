@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/packed_matrix.h"
 #include "model/model.h"
 #include "model/quantized_checkpoint.h"
@@ -24,6 +25,12 @@ bool kernels_support(const quant::Scheme& scheme, int64_t cols, std::string* why
 // float copy). Throws qf::Error when !kernels_support(q.scheme, q.cols()).
 std::shared_ptr<const kernels::PackedMatrix> pack_for_kernels(const quant::QuantizedTensor& q);
 
+// RTN quantization of a float [rows, cols] matrix straight into the kernels'
+// layout, rows in parallel on `pool` (no QuantizedTensor in between). Same
+// codes and parameters as pack_for_kernels(quant::quantize(w, scheme)).
+std::shared_ptr<const kernels::PackedMatrix> rtn_pack(const float* w, int64_t rows, int64_t cols,
+                                                      const quant::Scheme& scheme, ThreadPool& pool);
+
 // The model of `qm` with every quantized linear layer packed for the kernels,
 // releasing each QuantizedTensor once packed. Layers whose scheme the kernels
 // do not run are dequantized into float weights instead, and named in
@@ -33,6 +40,6 @@ Model packed_model(QuantizedModel qm, std::vector<std::string>* fallbacks = null
 // A float model's linear layers (and, with `head`, an untied lm_head)
 // RTN-quantized with `scheme` and packed; the rest shares m's tensors. For
 // speed measurements (qforge bench --types); the scheme must pass kernels_support.
-Model rtn_packed_model(const Model& m, const quant::Scheme& scheme, bool head);
+Model rtn_packed_model(const Model& m, const quant::Scheme& scheme, bool head, int n_threads = 0);
 
 }  // namespace qf::model

@@ -1,7 +1,6 @@
 #include "model/synthetic.h"
 
 #include <fstream>
-#include <random>
 #include <string>
 
 #include <algorithm>
@@ -62,16 +61,19 @@ struct Filler {
   std::vector<Job> jobs;
 };
 
-// Uniform on [-a, a] with a = 0.02 * sqrt(3), i.e. std 0.02, with one
-// generator per 64K block so the values do not depend on the thread count.
+// Uniform on [-a, a] with a = 0.02 * sqrt(3), i.e. std 0.02. Each value is a
+// hash of (seed, key, index) (splitmix64's finalizer), so any thread count
+// gives the same weights and filling costs about a nanosecond per value.
 void fill_uniform(float* data, int64_t n, uint64_t seed, uint64_t key, ThreadPool& pool) {
   constexpr float kHalfWidth = 0.0346410162f;
-  constexpr int64_t kBlock = 65536;
-  pool.parallel_for((n + kBlock - 1) / kBlock, [&](int64_t b, int64_t e) {
-    for (int64_t blk = b; blk < e; ++blk) {
-      const int64_t lo = blk * kBlock, hi = std::min(n, lo + kBlock);
-      std::mt19937 rng(static_cast<uint32_t>(seed * 1000003u + key * 7919u + static_cast<uint64_t>(blk)));
-      for (int64_t i = lo; i < hi; ++i) data[i] = kHalfWidth * (static_cast<float>(rng() >> 8) * 0x1.0p-23f - 1.0f);
+  const uint64_t base = (seed * 0x9E3779B97F4A7C15ull) ^ (key << 40);
+  pool.parallel_for(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      uint64_t z = base + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      data[i] = kHalfWidth * (static_cast<float>(z >> 40) * 0x1.0p-23f - 1.0f);
     }
   });
 }
@@ -108,6 +110,7 @@ ModelConfig synthetic_config(std::string_view name) {
 Model synthetic_model(std::string_view name, const SyntheticOptions& options) {
   const ModelConfig c = synthetic_config(name);
   const bool pack = options.packed_scheme.has_value();
+  const bool pack_head = pack && !c.tie_embeddings;  // the embedding and head tables too
   Filler f;
   const int64_t h = c.hidden_size, ff = c.intermediate_size, v = c.vocab_size;
   if (c.arch == Architecture::GPT2) {
@@ -127,14 +130,14 @@ Model synthetic_model(std::string_view name, const SyntheticOptions& options) {
     f.add("ln_f.weight", {h}, 1.0f, false);
     f.add("ln_f.bias", {h}, 0.0f, false);
   } else {
-    f.add("model.embed_tokens.weight", {v, h});
+    if (!pack_head) f.add("model.embed_tokens.weight", {v, h});
     for (int64_t i = 0; i < c.n_layers; ++i) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       f.add(p + "input_layernorm.weight", {h}, 1.0f, false);
       f.add(p + "post_attention_layernorm.weight", {h}, 1.0f, false);
     }
     f.add("model.norm.weight", {h}, 1.0f, false);
-    if (!pack) f.add("lm_head.weight", {v, h});
+    if (!pack_head && !c.tie_embeddings) f.add("lm_head.weight", {v, h});
   }
   // The matrices: fp32 tensors in their stored orientation, or packed one by one.
   const std::vector<LinearLayer> linears = all_linears(c);
@@ -146,14 +149,16 @@ Model synthetic_model(std::string_view name, const SyntheticOptions& options) {
       f.add(l.name + ".weight", l.conv1d ? Shape{l.in_features, l.out_features} : Shape{l.out_features, l.in_features});
     }
   }
-  const bool pack_head = pack && !c.tie_embeddings;
-  if (pack_head) external.insert("lm_head.weight");
+  if (pack_head) {
+    external.insert("lm_head.weight");
+    external.insert("model.embed_tokens.weight");
+  }
 
   // Tensor::zeros only reserved address space so far; check before touching it.
   uint64_t bytes = 0;
   for (const auto& j : f.jobs) bytes += j.t.nbytes();
   if (pack) {
-    int64_t matrix_params = pack_head ? v * h : 0;
+    int64_t matrix_params = pack_head ? 2 * v * h : 0;
     for (const LinearLayer& l : linears) matrix_params += l.in_features * l.out_features;
     // codes plus a float scale and a zero point (40 bits) per group, at worst per 32 weights
     bytes += static_cast<uint64_t>(static_cast<double>(matrix_params) * (options.packed_scheme->bits + 40.0 / 32) / 8);
@@ -178,14 +183,14 @@ Model synthetic_model(std::string_view name, const SyntheticOptions& options) {
   auto make_packed = [&](int64_t rows, int64_t cols) {
     Tensor w = Tensor::zeros(DType::F32, {rows, cols});
     fill_uniform(w.mutable_data<float>(), w.numel(), options.seed, key++, pool);
-    return pack_for_kernels(quant::quantize(w, *options.packed_scheme));
+    return rtn_pack(w.data<float>(), rows, cols, *options.packed_scheme, pool);
   };
   for (const LinearLayer& l : linears)
     m.layers[static_cast<size_t>(l.layer)].packed[static_cast<size_t>(l.kind)] =
         make_packed(l.out_features, l.in_features);
   if (pack_head) {
+    m.embed_packed = make_packed(v, h);
     m.lm_head_packed = make_packed(v, h);
-    m.lm_head = Tensor();
   }
   return m;
 }

@@ -22,7 +22,8 @@ std::vector<std::string> synthetic_names();
 struct SyntheticOptions {
   uint64_t seed = 1;
   int n_threads = 0;
-  // When set, each linear layer (and an untied lm_head) is RTN-quantized with
+  // When set, each linear layer (and untied embedding and head tables, as
+  // llama.cpp quantizes token_embd and output) is RTN-quantized with
   // this scheme as soon as it is generated and packed for the integer kernels
   // (model::LayerWeights::packed), and its fp32 weights are freed before the
   // next is made: peak memory stays near the quantized model's size, so a 7B

@@ -94,7 +94,7 @@ Runtime::Runtime(const model::Model& model, RuntimeOptions options)
              c.rope_scaling.dump());
     QF_CHECK(static_cast<int64_t>(model_.layers.size()) == c.n_layers, "model has {} layers, config says {}",
              model_.layers.size(), c.n_layers);
-    QF_CHECK(!model_.embed.empty() && (!model_.lm_head.empty() || model_.lm_head_packed) &&
+    QF_CHECK((!model_.embed.empty() || model_.embed_packed) && (!model_.lm_head.empty() || model_.lm_head_packed) &&
                  !model_.final_norm.empty(),
              "model is missing its embedding, head or final norm");
     cache_ = KVCache(c.n_layers, resolve_context(c, options.context), c.kv_dim());
@@ -179,6 +179,16 @@ void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t
 void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) const {
   const model::ModelConfig& c = model_.config;
   const int64_t T = static_cast<int64_t>(tokens.size()), H = c.hidden_size;
+  if (model_.embed_packed) {
+    for (int64_t t = 0; t < T; ++t) {
+      model_.embed_packed->dequantize_row(tokens[static_cast<size_t>(t)], {x + t * H, static_cast<size_t>(H)});
+      if (c.arch == Architecture::GPT2) {
+        const float* p = model_.pos_embed.data<float>() + (p0 + t) * H;
+        for (int64_t i = 0; i < H; ++i) x[t * H + i] += p[i];
+      }
+    }
+    return;
+  }
   const float* embed = model_.embed.data<float>();
   for (int64_t t = 0; t < T; ++t) {
     const float* e = embed + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H;

@@ -48,7 +48,7 @@ struct TypeResult {
 
 void print_table(const BenchCliOptions& opt, const std::string& name, int64_t params,
                  const std::vector<TypeResult>& results, double triad) {
-  fmt::print("model    {} ({:.3f} B parameters), {} thread(s), kernels {}{}\n", name, params / 1e9,
+  fmt::print("model    {} ({:.1f} M parameters), {} thread(s), kernels {}{}\n", name, params / 1e6,
              opt.bench.n_threads, kernels::target_name(*opt.bench.runtime.kernel_target),
              opt.bench.runtime.int8_activations ? ", int8 activations" : "");
   fmt::print("bound    STREAM triad {:.2f} GB/s measured in this run\n\n", triad);
@@ -97,7 +97,7 @@ void run_bench(BenchCliOptions opt) {
     const model::Model base = model::load_model(opt.model);
     params = base.parameter_count();
     for (size_t i = 0; i < schemes.size(); ++i) {
-      const model::Model m = schemes[i] ? model::rtn_packed_model(base, *schemes[i], !opt.f32_head) : base;
+      const model::Model m = schemes[i] ? model::rtn_packed_model(base, *schemes[i], !opt.f32_head, opt.bench.n_threads) : base;
       results.push_back({opt.types[i], eval::run_bench(m, opt.bench)});
     }
   }
