@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "model/packed_weights.h"
 #include "model/quantized_checkpoint.h"
+#include "model/quantized_formats.h"
 #include "tokenizer/load.h"
 
 namespace qf::model {
@@ -72,10 +73,12 @@ Model load_model(const std::string& path, const LoadOptions& options) {
     return build_model(std::move(g.config), g.tensors, path);
   }
   if (has_config) {
-    if (is_qforge_quantized(path)) {
-      if (!options.integer_kernels) return dequantized_model(load_quantized_folder(path));
+    // Every quantized layout (qforge, GPTQ, AWQ, compressed-tensors) arrives
+    // as one QuantizedModel, so the integer kernels serve all of them.
+    if (is_quantized_checkpoint(path)) {
+      if (!options.integer_kernels) return dequantized_model(load_quantized(path));
       std::vector<std::string> fallbacks;
-      Model m = packed_model(load_quantized_folder(path), &fallbacks);
+      Model m = packed_model(load_quantized(path), &fallbacks);
       if (!fallbacks.empty())
         fmt::print(stderr, "note: {}: {} linear layer(s) have no integer kernel and run dequantized to f32, e.g. {}\n",
                    path, fallbacks.size(), fallbacks.front());
