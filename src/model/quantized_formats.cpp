@@ -90,6 +90,22 @@ void save_quantized(QuantizedFormat format, const std::string& dir, const Quanti
 }
 
 quant::Scheme scheme_for_format(QuantizedFormat format, const quant::Scheme& scheme) {
+  // Checked before any quantization work, with the writers' own words.
+  const bool is_int = scheme.format == quant::Format::Int;
+  const std::string spec = scheme.to_string();
+  switch (format) {
+    case QuantizedFormat::Qforge: break;
+    case QuantizedFormat::Gptq:
+      QF_CHECK(is_int && (scheme.bits == 2 || scheme.bits == 3 || scheme.bits == 4 || scheme.bits == 8),
+               "scheme {}: GPTQ checkpoints hold integer schemes only, of 2, 3, 4 or 8 bits", spec);
+      break;
+    case QuantizedFormat::Awq:
+      QF_CHECK(is_int && scheme.bits == 4, "scheme {}: AWQ gemm checkpoints hold 4-bit integer schemes only", spec);
+      break;
+    case QuantizedFormat::CompressedTensors:
+      QF_CHECK(is_int, "scheme {}: pack-quantized checkpoints hold integer schemes only", spec);
+      break;
+  }
   quant::Scheme s = scheme;
   const bool f16_only = format == QuantizedFormat::Gptq || format == QuantizedFormat::Awq;
   if (f16_only && s.format == quant::Format::Int && s.scale_format == quant::ScaleFormat::F32)

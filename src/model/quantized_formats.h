@@ -40,6 +40,8 @@ void save_quantized(QuantizedFormat format, const std::string& dir, const Quanti
 // The scheme to quantize with when the result goes to `format`: GPTQ and AWQ
 // store fp16 scales, so F32 scales become F16 up front (the algorithms then
 // see the scales that are stored). Other schemes are returned unchanged.
+// Throws qf::Error for a scheme the layout cannot hold at all (nf4 in GPTQ,
+// int8 in AWQ), before any quantization work is spent.
 quant::Scheme scheme_for_format(QuantizedFormat format, const quant::Scheme& scheme);
 
 }  // namespace qf::model

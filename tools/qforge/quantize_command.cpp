@@ -16,6 +16,7 @@
 #include "model/quantized_checkpoint.h"
 #include "model/synthetic.h"
 #include "quant/scheme.h"
+#include "quantized_output.h"
 #include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,6 +28,7 @@ struct QuantizeCliOptions {
   std::string synthetic;
   std::string tokenizer;
   std::string output;
+  std::string format = "qforge";
   std::string method = "rtn";
   std::string weights;
   std::string acts;
@@ -78,7 +80,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   algo::QuantizeOptions q;
   q.method = algo::parse_method(o.method);
   const std::string default_weights = q.method == algo::Method::SmoothQuant ? "int8:channel" : "int4:g128";
-  q.weights = quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights);
+  q.weights = scheme_for_output(o.format, quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights));
   q.acts = parse_acts(o);
   QF_CHECK(!o.act_flags_given || !o.acts.empty() || q.method == algo::Method::SmoothQuant,
            "--act-mode and --observer configure activation quantization: give --acts int8 too");
@@ -107,7 +109,8 @@ void run_quantize(const QuantizeCliOptions& o) {
   }
   q.bias_correction = o.bias_correction;
   q.budget_bpw = o.budget_bpw;
-  for (const std::string& spec : o.mp_candidates) q.mp_candidates.push_back(quant::Scheme::parse(spec));
+  for (const std::string& spec : o.mp_candidates)
+    q.mp_candidates.push_back(scheme_for_output(o.format, quant::Scheme::parse(spec)));
   q.mp_sequences = o.mp_samples;
   q.skip = o.skip;
   q.n_threads = o.threads;
@@ -138,7 +141,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   model::QuantizedModel qm = algo::quantize_model(m, calibration, q, &report);
   qm.info["calibration_selection"] = o.calib_select;
   qm.info["seed"] = o.seed;
-  model::save_quantized_folder(o.output, qm, vocab, source);
+  write_quantized_output(o.format, o.output, qm, vocab, source);
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
   const bool mixed = q.budget_bpw > 0.0;
@@ -175,6 +178,9 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--synthetic", opt->synthetic, "random weights with real shapes instead of MODEL: gpt2-124m, llama-1b");
   cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer folder for --synthetic (e.g. the GPT-2 encoder.json + vocab.bpe)");
   cmd->add_option("-o,--output", opt->output, "output folder (model.safetensors + config.json + tokenizer)")->required();
+  cmd->add_option("--format", opt->format, "output layout: " + fmt::format("{}", fmt::join(quantized_output_names(), " | ")) +
+                                             " (default qforge)")
+      ->check(CLI::IsMember(quantized_output_names()));
   cmd->add_option("--method", opt->method, "rtn | gptq | awq | smoothquant")
       ->check(CLI::IsMember({"rtn", "gptq", "awq", "smoothquant"}));
   cmd->add_option("--weights", opt->weights,
