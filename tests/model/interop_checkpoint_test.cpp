@@ -23,6 +23,7 @@
 #include "model/gptq_checkpoint.h"
 #include "model/linear_layers.h"
 #include "model/quantized_formats.h"
+#include "numpy_python.h"
 #include "runtime/runtime.h"
 #include "shared_data.h"
 #include "test_models.h"
@@ -272,6 +273,30 @@ TEST(InteropCheckpoint, GptqV1StoresZeroMinusOneWrapping) {
     expect_same_quantized(qm, load_quantized(dir));
   }
 }
+
+// ---------------------------------------------------------------------------
+// An independent reader: numpy unpacks our files the way AutoGPTQ, AutoAWQ and
+// compressed-tensors do and must get our dequantized weights bit for bit.
+
+class NumpyReference : public ::testing::TestWithParam<Case> {};
+
+TEST_P(NumpyReference, UnpacksOurFilesToOurWeights) {
+  if (test::numpy_python().empty()) GTEST_SKIP() << "no python3 with numpy";
+  TempDir tmp;
+  const QuantizedModel qm = quantize_all(llama_model(41), GetParam().scheme);
+  const std::string dir = tmp.file("ckpt");
+  save_quantized(GetParam().format, dir, qm, tokenizer::Vocab{}, tokenizer_source(tmp));
+  std::vector<formats::NamedTensor> ours;
+  for (const QuantizedLinear& ql : qm.linears) ours.push_back({ql.name, quant::dequantize(ql.weight)});
+  formats::write_safetensors(tmp.file("ours.safetensors"), ours);
+  const test::ShellResult r = test::run_shell(test::numpy_python() + " " + QF_SOURCE_DIR +
+                                              "/tests/model/interop_reference.py " + dir + " " +
+                                              tmp.file("ours.safetensors") + " 2>&1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "ok " + std::to_string(qm.linears.size()) + "\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, NumpyReference, ::testing::ValuesIn(cases()), case_name);
 
 // ---------------------------------------------------------------------------
 // Hostile files: each starts from a good checkpoint and breaks one thing.
