@@ -41,18 +41,19 @@ json read_config_file(const std::string& file) {
   return json::parse(formats::read_strict_json_file(file).dump());
 }
 
-std::string quant_method_of(const std::string& path) {
+std::optional<std::string> quant_method_of(const std::string& path) {
   const fs::path file = checkpoint_folder(path) / "config.json";
   std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return "";
+  if (!fs::is_regular_file(file, ec)) return std::nullopt;
   try {
     const json config = read_config_file(file.string());
     const auto qc = config.find("quantization_config");
-    if (qc == config.end() || !qc->is_object()) return "";
+    if (qc == config.end() || qc->is_null()) return std::nullopt;
+    if (!qc->is_object()) return "";
     const auto method = qc->find("quant_method");
     return method != qc->end() && method->is_string() ? method->get<std::string>() : "";
   } catch (const Error&) {
-    return "";  // the loader reports the broken config.json
+    return std::nullopt;  // the loader reports the broken config.json
   }
 }
 

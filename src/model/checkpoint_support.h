@@ -29,9 +29,10 @@ namespace qf::model {
 std::filesystem::path checkpoint_folder(const std::string& path);
 // config.json parsed strictly (duplicate keys are errors), unordered.
 nlohmann::json read_config_file(const std::string& file);
-// quantization_config.quant_method of the folder's config.json, or "" when
-// there is none (or config.json cannot be read: the loader reports that).
-std::string quant_method_of(const std::string& path);
+// quantization_config.quant_method of the folder's config.json; nullopt when
+// there is no quantization_config (or config.json cannot be read: the loader
+// reports that), "" when it is not an object with a string quant_method.
+std::optional<std::string> quant_method_of(const std::string& path);
 
 std::map<std::string, LinearLayer> linears_by_name(const ModelConfig& config);
 

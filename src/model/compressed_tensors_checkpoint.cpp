@@ -86,8 +86,12 @@ std::vector<formats::NamedTensor> ct_tensors(const std::string& name, const quan
 // the start only), anything else against the module name or its class.
 bool target_matches(const std::string& target, const LinearLayer& l) {
   if (target.starts_with("re:")) {
-    const std::regex re(target.substr(3));
-    return std::regex_search(l.name, re, std::regex_constants::match_continuous);
+    try {
+      const std::regex re(target.substr(3));
+      return std::regex_search(l.name, re, std::regex_constants::match_continuous);
+    } catch (const std::regex_error& e) {
+      fail("target \"{}\" is not a regular expression ({})", target, e.what());
+    }
   }
   return target == l.name || (target == "Linear" && !l.conv1d) || (target == "Conv1D" && l.conv1d);
 }

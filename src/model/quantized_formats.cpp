@@ -66,16 +66,18 @@ QuantizedFormat parse_quantized_format(std::string_view name) {
 }
 
 bool is_quantized_checkpoint(const std::string& path) {
-  return !quant_method_of(path).empty() || has_autogptq_config(path);
+  return quant_method_of(path).has_value() || has_autogptq_config(path);
 }
 
 std::optional<QuantizedFormat> detect_quantized_format(const std::string& path) {
-  const std::string method = quant_method_of(path);
-  if (method.empty()) return has_autogptq_config(path) ? std::optional(QuantizedFormat::Gptq) : std::nullopt;
+  const std::optional<std::string> method = quant_method_of(path);
+  if (!method) return has_autogptq_config(path) ? std::optional(QuantizedFormat::Gptq) : std::nullopt;
+  const std::string config = (checkpoint_folder(path) / "config.json").string();
+  QF_CHECK(!method->empty(), "{}: \"quantization_config\" must be an object with a string \"quant_method\"", config);
   for (const Layout& l : kLayouts)
-    if (method == l.name) return l.format;
-  fail("{}: quantization_config.quant_method \"{}\" is not supported (readable: {})",
-       (checkpoint_folder(path) / "config.json").string(), method, quantized_format_names());
+    if (*method == l.name) return l.format;
+  fail("{}: quantization_config.quant_method \"{}\" is not supported (readable: {})", config, *method,
+       quantized_format_names());
 }
 
 QuantizedModel load_quantized(const std::string& path) {

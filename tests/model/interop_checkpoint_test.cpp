@@ -387,6 +387,7 @@ TEST(InteropHostile, GptqBadQuantizationConfig) {
       {[](json& qc) { qc["checkpoint_format"] = "marlin"; }, "\"checkpoint_format\" is \"marlin\""},
       {[](json& qc) { qc.erase("bits"); }, "has no \"bits\""},
       {[](json& qc) { qc["quant_method"] = "bitsandbytes"; }, "\"bitsandbytes\" is not supported"},
+      {[](json& qc) { qc = "gptq"; }, "must be an object with a string \"quant_method\""},
   };
   for (const auto& [edit, message] : edits) {
     TempDir tmp;
@@ -471,6 +472,12 @@ TEST(InteropHostile, CompressedTensorsShapeScalesAndConfig) {
     const std::string dir = saved(tmp, QuantizedFormat::CompressedTensors, "int4:g32:asym");
     edit_config(dir, [](json& qc) { qc["config_groups"]["group_0"]["input_activations"] = {{"num_bits", 8}}; });
     expect_error([&] { load_quantized(dir); }, {"config.json", "activation quantization is not supported"});
+  }
+  {
+    TempDir tmp;
+    const std::string dir = saved(tmp, QuantizedFormat::CompressedTensors, "int4:g32:asym");
+    edit_config(dir, [](json& qc) { qc["ignore"] = {"re:model.layers.(0"}; });
+    expect_error([&] { load_quantized(dir); }, {"config.json", "is not a regular expression"});
   }
 }
 
