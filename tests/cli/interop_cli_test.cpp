@@ -88,7 +88,9 @@ TEST_F(InteropCli, ClearErrors) {
                         "4-bit integer schemes only");
   expect_one_line_error("quantize " + model_ + " -o " + path("z") + " --format gptq --weights nf4 -t 1",
                         "integer schemes only");
-  EXPECT_FALSE(fs::exists(path("x")) || fs::exists(path("y")) || fs::exists(path("z")));
+  expect_one_line_error("quantize " + model_ + " -o " + path("w") + " --format compressed-tensors --method smoothquant -t 1",
+                        "weight-only");
+  EXPECT_FALSE(fs::exists(path("x")) || fs::exists(path("y")) || fs::exists(path("z")) || fs::exists(path("w")));
 }
 
 }  // namespace

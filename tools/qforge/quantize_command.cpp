@@ -89,6 +89,10 @@ void run_quantize(const QuantizeCliOptions& o) {
     q.acts.mode = o.act_mode == "static-tensor" ? model::ActQuantMode::StaticTensor : model::ActQuantMode::DynamicToken;
     q.acts.observer = calib::parse_observer_kind(o.observer);
   }
+  QF_CHECK(o.format == "qforge" || !q.acts.enabled,
+           "--format {} holds weight-only quantization; activation quantization (--acts, smoothquant) needs --format "
+           "qforge",
+           o.format);
   q.gptq.damp = o.damp;
   q.gptq.block_size = o.block_size;
   q.gptq.act_order = o.act_order;
