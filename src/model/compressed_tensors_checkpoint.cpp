@@ -273,7 +273,11 @@ void save_compressed_tensors_folder(const std::string& dir, const QuantizedModel
     if (!by_name.count(name)) ignore.push_back(name);
   std::map<std::string, std::vector<formats::NamedTensor>> packed;
   std::set<std::string> names;
-  for (const auto& [name, ql] : by_name) {
+  // Plain loop variables, not structured bindings: clang 14 (the fuzz build)
+  // cannot capture a binding in a lambda.
+  for (const auto& item : by_name) {
+    const std::string& name = item.first;
+    const QuantizedLinear* ql = item.second;
     packed.emplace(name, with_context(fmt::format("layer \"{}\"", name), [&] { return ct_tensors(name, ql->weight); }));
     names.insert(name);
   }

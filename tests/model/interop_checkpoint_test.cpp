@@ -437,7 +437,9 @@ TEST(InteropHostile, AwqWrongShapeNanScaleAndBadConfig) {
            {"group_size", 48, "model.safetensors", "in of the group size 48"}}) {
     TempDir tmp;
     const std::string dir = saved(tmp, QuantizedFormat::Awq, "int4:g32:asym:f16scale");
-    edit_config(dir, [&](json& qc) { qc[key] = value; });
+    const std::string k = key;  // a copy: lambdas may not capture structured bindings (clang 14)
+    const json v = value;
+    edit_config(dir, [&](json& qc) { qc[k] = v; });
     expect_error([&] { load_quantized(dir); }, {file, message});
   }
 }
