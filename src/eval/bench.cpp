@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/packed_matrix.h"
 #include "runtime/runtime.h"
 
 namespace qf::eval {
@@ -58,14 +59,14 @@ BenchResult run_bench(const model::Model& model, const BenchOptions& opt) {
   QF_CHECK(opt.prompt_tokens >= 1 && opt.gen_tokens >= 1 && opt.repetitions >= 1, "bench sizes must be positive");
   const auto& c = model.config;
   BenchResult r;
-  for (const auto& nt : model.named_tensors()) r.weight_bytes += nt.tensor.nbytes();
+  r.weight_bytes = model.weight_bytes();
   // A decode step reads every matrix once; of the embedding table only one row,
   // unless the head is tied to it (then the head reads it whole).
   r.decode_bytes = r.weight_bytes;
-  if (!c.tie_embeddings) r.decode_bytes -= model.embed.nbytes();
+  if (!c.tie_embeddings) r.decode_bytes -= model.embed.nbytes() + (model.embed_packed ? model.embed_packed->bytes() : 0);
   if (!model.pos_embed.empty()) r.decode_bytes -= model.pos_embed.nbytes();
 
-  runtime::RuntimeOptions ropt;
+  runtime::RuntimeOptions ropt = opt.runtime;
   ropt.n_threads = opt.n_threads;
   ropt.context = std::max(opt.prompt_tokens, opt.gen_tokens);
   runtime::Runtime rt(model, ropt);
@@ -86,7 +87,7 @@ BenchResult run_bench(const model::Model& model, const BenchOptions& opt) {
   r.tg_tokens_per_s = static_cast<double>(opt.gen_tokens) / best_tg;
   r.decode_weight_gbps = static_cast<double>(r.decode_bytes) * r.tg_tokens_per_s / 1e9;
   r.peak_rss_bytes = peak_rss_bytes();  // before the triad's own buffers
-  r.triad_gbps = triad_bandwidth_gbps(rt.n_threads());
+  r.triad_gbps = opt.triad_gbps > 0 ? opt.triad_gbps : triad_bandwidth_gbps(rt.n_threads());
   r.bound_ratio = r.decode_weight_gbps / r.triad_gbps;
   return r;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "model/model.h"
+#include "runtime/runtime.h"
 
 namespace qf::eval {
 
@@ -15,12 +16,14 @@ struct BenchOptions {
   int64_t gen_tokens = 128;     // tg: this many single-token forwards from an empty cache
   int repetitions = 3;          // best of
   int n_threads = 0;
+  runtime::RuntimeOptions runtime;  // kernel target, int8 activations (threads and context are set from the above)
+  double triad_gbps = 0;            // the bandwidth bound; measured in run_bench when 0
 };
 
 struct BenchResult {
   double pp_tokens_per_s = 0;
   double tg_tokens_per_s = 0;
-  uint64_t weight_bytes = 0;       // every weight once (a tied head counted once)
+  uint64_t weight_bytes = 0;       // every weight once as held in memory (packed layers as packed; a tied head once)
   uint64_t decode_bytes = 0;       // weight bytes one decode step reads (embedding rows excluded)
   double decode_weight_gbps = 0;   // decode_bytes * tg tokens/s / 1e9
   double triad_gbps = 0;           // STREAM triad bandwidth on this many threads

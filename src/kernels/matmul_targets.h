@@ -28,4 +28,9 @@ void matmul_int8_avxvnni(const MatmulArgs& a);  // the f32 side of AvxVnni is ma
 void matmul_f32_avx512(const MatmulArgs& a);
 void matmul_int8_avx512vnni(const MatmulArgs& a);
 
+// This thread's float scratch of at least n values (64-byte aligned, contents
+// undefined, valid until the next call on this thread). Defined in matmul.cpp so
+// that the SIMD files never instantiate allocation code with their flags.
+float* thread_scratch(int64_t n);
+
 }  // namespace qf::kernels::detail

@@ -13,8 +13,6 @@
 
 namespace qf::model {
 
-enum class LinearKind { Q, K, V, QKV, O, Gate, Up, Down };
-
 struct LinearLayer {
   int64_t layer = 0;
   LinearKind kind = LinearKind::Q;

@@ -2,13 +2,17 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf_model.h"
 #include "formats/llama2c.h"
 #include "formats/strict_json.h"
 #include "model/model.h"
+#include "model/packed_weights.h"
 #include "model/quantized_checkpoint.h"
+#include "model/quantized_formats.h"
 #include "tokenizer/load.h"
 
 namespace qf::model {
@@ -54,7 +58,7 @@ tokenizer::Vocab load_vocab(const std::string& path) {
   return tokenizer::find_tokenizer(path);
 }
 
-Model load_model(const std::string& path) {
+Model load_model(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
   const auto status = fs::status(path, ec);
   QF_CHECK(!ec && fs::exists(status), "{}: no such file or folder", path);
@@ -69,8 +73,17 @@ Model load_model(const std::string& path) {
     return build_model(std::move(g.config), g.tensors, path);
   }
   if (has_config) {
-    // Quantized folders are dequantized here, so eval, generate and bench run them unchanged.
-    if (is_qforge_quantized(path)) return dequantized_model(load_quantized_folder(path));
+    // Every quantized layout (qforge, GPTQ, AWQ, compressed-tensors) arrives
+    // as one QuantizedModel, so the integer kernels serve all of them.
+    if (is_quantized_checkpoint(path)) {
+      if (!options.integer_kernels) return dequantized_model(load_quantized(path));
+      std::vector<std::string> fallbacks;
+      Model m = packed_model(load_quantized(path), &fallbacks);
+      if (!fallbacks.empty())
+        fmt::print(stderr, "note: {}: {} linear layer(s) have no integer kernel and run dequantized to f32, e.g. {}\n",
+                   path, fallbacks.size(), fallbacks.front());
+      return m;
+    }
     ModelConfig config = read_config_json(config_file);
     formats::Checkpoint ckpt = formats::open_checkpoint(path);
     QF_CHECK(ckpt.format != "llama2c",

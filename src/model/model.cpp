@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "formats/gguf_model.h"
+#include "kernels/packed_matrix.h"
 
 namespace qf::model {
 namespace {
@@ -250,6 +251,25 @@ std::vector<formats::NamedTensor> Model::named_tensors() const {
 int64_t Model::parameter_count() const {
   int64_t n = 0;
   for (const auto& t : named_tensors()) n += t.tensor.numel();
+  for (const LayerWeights& L : layers)
+    for (const auto& p : L.packed)
+      if (p) n += p->rows() * p->cols();
+  for (const auto* p : {lm_head_packed.get(), embed_packed.get()})
+    if (p) n += p->rows() * p->cols();
+  return n;
+}
+
+uint64_t Model::packed_bytes() const {
+  uint64_t n = (lm_head_packed ? lm_head_packed->bytes() : 0) + (embed_packed ? embed_packed->bytes() : 0);
+  for (const LayerWeights& L : layers)
+    for (const auto& p : L.packed)
+      if (p) n += p->bytes();
+  return n;
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t n = packed_bytes();
+  for (const auto& t : named_tensors()) n += t.tensor.nbytes();
   return n;
 }
 

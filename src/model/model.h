@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,7 +23,16 @@
 #include "model/config.h"
 #include "tokenizer/vocab.h"
 
+namespace qf::kernels {
+class PackedMatrix;
+}
+
 namespace qf::model {
+
+// The linear layers of a block (model/linear_layers.h enumerates them with
+// their names and input sites). QKV is GPT-2's fused c_attn.
+enum class LinearKind { Q, K, V, QKV, O, Gate, Up, Down };
+inline constexpr int kLinearKinds = 8;
 
 // Where activations enter the linear layers of a block. Layers that read the
 // same input share a site (Llama q/k/v read AttnIn, gate/up read FfnIn), so
@@ -81,6 +91,14 @@ struct LayerWeights {
 
   // Activation quantization per input site (indexed by InputSite).
   std::array<ActivationQuant, kInputSites> act{};
+
+  // Linear layers the runtime runs on the integer kernels, indexed by
+  // LinearKind: [out, in] for every architecture (GPT-2 too). The float weight
+  // of a packed layer is empty; its bias stays a float tensor.
+  std::array<std::shared_ptr<const kernels::PackedMatrix>, kLinearKinds> packed{};
+  const kernels::PackedMatrix* packed_weight(LinearKind kind) const {
+    return packed[static_cast<size_t>(kind)].get();
+  }
 };
 
 struct Model {
@@ -93,13 +111,24 @@ struct Model {
   Tensor final_norm;       // [hidden]  model.norm.weight | ln_f.weight
   Tensor final_norm_bias;  // [hidden]  GPT-2 ln_f.bias
   Tensor lm_head;          // [vocab, hidden]; shares embed's bytes when tied
+  // The head on the integer kernels instead ([vocab, hidden]); lm_head is then
+  // empty. Only untied heads are packed.
+  std::shared_ptr<const kernels::PackedMatrix> lm_head_packed;
+  // An untied embedding table held packed ([vocab, hidden]; embed is then
+  // empty): the runtime dequantizes the rows of the tokens it embeds.
+  std::shared_ptr<const kernels::PackedMatrix> embed_packed;
 
-  // Every weight under its Hugging Face name (GPT-2 without the
+  // Every float weight under its Hugging Face name (GPT-2 without the
   // "transformer." prefix; no lm_head.weight when tied), in HF module order.
-  // q/k are in rotate_half layout whatever the source was.
+  // q/k are in rotate_half layout whatever the source was. Packed layers
+  // (LayerWeights::packed) are not float tensors and are not listed.
   std::vector<formats::NamedTensor> named_tensors() const;
-  // Number of distinct parameters (a tied head counts once).
+  // Number of distinct parameters (a tied head counts once; packed layers count).
   int64_t parameter_count() const;
+  // Bytes of every weight as held in memory: float tensors plus packed layers.
+  uint64_t weight_bytes() const;
+  // Bytes of the packed layers alone (0 for a float model).
+  uint64_t packed_bytes() const;
 };
 
 // Builds a Model from a validated config and Hugging Face-named tensors
@@ -130,7 +159,14 @@ Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& t
 //     two tensors per layer; everything else stays mapped).
 // Throws qf::Error naming the path.
 //   - a GGUF file (F32/F16/BF16 tensors; llama.cpp's q/k permutation undone).
-Model load_model(const std::string& path);
+//   - a quantized folder (model/quantized_checkpoint.h): dequantized into
+//     float weights, or with options.integer_kernels packed for the integer
+//     kernels (model/packed_weights.h); layers the kernels cannot run are then
+//     dequantized, with a notice on stderr naming them.
+struct LoadOptions {
+  bool integer_kernels = false;
+};
+Model load_model(const std::string& path, const LoadOptions& options = {});
 
 // The tokenizer vocabulary that goes with the model at `path`: from a GGUF
 // file's tokenizer.ggml.* keys, else the tokenizer files beside it

@@ -18,6 +18,7 @@
 #include "core/float_formats.h"
 #include "formats/safetensors.h"
 #include "formats/strict_json.h"
+#include "model/checkpoint_support.h"
 #include "model/linear_layers.h"
 #include "model/save.h"
 #include "quant/affine.h"
@@ -42,17 +43,6 @@ const std::string kZeros = ".weight_zeros";
 std::string show(const json& v) {
   std::string s = v.dump();
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
-
-std::map<std::string, LinearLayer> linears_by_name(const ModelConfig& config) {
-  std::map<std::string, LinearLayer> out;
-  for (LinearLayer& l : all_linears(config)) out.emplace(l.name, std::move(l));
-  return out;
-}
-
-bool is_attention(LinearKind kind) {
-  return kind == LinearKind::Q || kind == LinearKind::K || kind == LinearKind::V || kind == LinearKind::QKV ||
-         kind == LinearKind::O;
 }
 
 bool has_zero_points(const quant::Scheme& s) { return s.format == quant::Format::Int && !s.symmetric; }
@@ -217,51 +207,21 @@ void check_linears(const QuantizedModel& qm, const std::map<std::string, LinearL
   }
 }
 
-// transformers' LlamaConfig knows biases only as groups: attention_bias
-// (q, k, v, o) and mlp_bias (gate, up, down). Bias correction adds biases to
-// any of the linears, so the group's flag is set and the layers without a
-// bias get zero ones.
-Model with_bias_groups(const Model& m) {
-  Model out = m;  // shares the tensors
-  if (m.config.model_type != "llama") return out;
-  for (const LayerWeights& L : m.layers) {
-    out.config.attention_bias =
-        out.config.attention_bias || !L.bq.empty() || !L.bk.empty() || !L.bv.empty() || !L.bo.empty();
-    out.config.mlp_bias = out.config.mlp_bias || !L.b_gate.empty() || !L.b_up.empty() || !L.b_down.empty();
-  }
-  for (const LinearLayer& l : all_linears(out.config)) {
-    Tensor& b = linear_bias(out.layers[static_cast<size_t>(l.layer)], l.kind);
-    const bool wanted = is_attention(l.kind) ? out.config.attention_bias : out.config.mlp_bias;
-    if (wanted && b.empty()) b = Tensor::zeros(DType::F32, {l.out_features});
-  }
-  return out;
-}
-
 // named_tensors() order, each quantized weight replaced by its codes, scales
 // and zero points.
-std::vector<formats::NamedTensor> checkpoint_tensors(Model m, const QuantizedModel& qm,
-                                                     const std::map<std::string, LinearLayer>& known) {
-  // A marker in each quantized weight's slot makes named_tensors() list it in place.
-  const Tensor marker = Tensor::zeros(DType::U8, {1});
-  std::unordered_map<std::string, const QuantizedLinear*> by_weight;
+std::vector<formats::NamedTensor> checkpoint_tensors(const Model& m, const QuantizedModel& qm) {
+  std::map<std::string, const QuantizedLinear*> by_name;
+  std::set<std::string> names;
   for (const QuantizedLinear& ql : qm.linears) {
-    const LinearLayer& l = known.at(ql.name);
-    linear_weight(m.layers[static_cast<size_t>(l.layer)], l.kind) = marker;
-    by_weight.emplace(ql.name + ".weight", &ql);
+    by_name.emplace(ql.name, &ql);
+    names.insert(ql.name);
   }
-  std::vector<formats::NamedTensor> out;
-  for (formats::NamedTensor& nt : m.named_tensors()) {
-    const auto it = by_weight.find(nt.name);
-    if (it == by_weight.end()) {
-      out.push_back(std::move(nt));
-      continue;
-    }
-    const QuantizedLinear& ql = *it->second;
-    out.push_back({ql.name + kCodes, ql.weight.codes});
-    out.push_back({ql.name + kScales, ql.weight.scales});
+  return tensors_replacing_linears(m, names, [&](const std::string& name) {
+    const QuantizedLinear& ql = *by_name.at(name);
+    std::vector<formats::NamedTensor> out = {{ql.name + kCodes, ql.weight.codes}, {ql.name + kScales, ql.weight.scales}};
     if (has_zero_points(ql.weight.scheme)) out.push_back({ql.name + kZeros, ql.weight.zero_points});
-  }
-  return out;
+    return out;
+  });
 }
 
 json quantization_config(const QuantizedModel& qm) {
@@ -292,18 +252,6 @@ json quantization_config(const QuantizedModel& qm) {
 
 // ---------------------------------------------------------------------------
 // Loading.
-
-fs::path folder_of(const std::string& path) {
-  std::error_code ec;
-  const fs::path p(path);
-  const fs::path folder = fs::is_directory(p, ec) ? p : p.parent_path();
-  return folder.empty() ? fs::path(".") : folder;
-}
-
-json read_json(const std::string& file) {
-  // nlohmann's unordered flavour: key order carries no meaning here.
-  return json::parse(formats::read_strict_json_file(file).dump());
-}
 
 quant::Scheme parse_layer_entry(const json& entry, const LinearLayer& l) {
   check_keys(entry, {"scheme", "shape"});
@@ -376,32 +324,6 @@ ParsedQuantConfig parse_quantization_config(const json& config, const ModelConfi
   });
 }
 
-// The tensors of a safetensors file by name; take() hands each out once.
-class TensorPool {
- public:
-  explicit TensorPool(std::vector<formats::NamedTensor> tensors) : tensors_(std::move(tensors)) {
-    for (size_t i = 0; i < tensors_.size(); ++i) index_.emplace(tensors_[i].name, i);
-  }
-  bool has(const std::string& name) const { return index_.count(name) > 0; }
-  Tensor take(const std::string& name, const std::string& why) {
-    const auto it = index_.find(name);
-    QF_CHECK(it != index_.end(), "missing tensor \"{}\" ({})", name, why);
-    taken_.insert(name);
-    return tensors_[it->second].tensor;
-  }
-  std::vector<formats::NamedTensor> rest() const {
-    std::vector<formats::NamedTensor> out;
-    for (const auto& nt : tensors_)
-      if (!taken_.count(nt.name)) out.push_back(nt);
-    return out;
-  }
-
- private:
-  std::vector<formats::NamedTensor> tensors_;
-  std::unordered_map<std::string, size_t> index_;
-  std::set<std::string> taken_;
-};
-
 void check_tensor(const std::string& name, const Tensor& t, DType dtype, const Shape& shape) {
   QF_CHECK(t.dtype() == dtype && t.shape() == shape, "tensor \"{}\" is {} {}, expected {} {}", name,
            dtype_name(t.dtype()), shape_to_string(t.shape()), dtype_name(dtype), shape_to_string(shape));
@@ -463,7 +385,7 @@ void save_quantized_folder(const std::string& dir, const QuantizedModel& qm, con
   const Model stored = with_bias_groups(qm.model);
   json config = stored.config.to_hf_json();
   config["quantization_config"] = quantization_config(qm);
-  const std::vector<formats::NamedTensor> tensors = checkpoint_tensors(stored, qm, known);
+  const std::vector<formats::NamedTensor> tensors = checkpoint_tensors(stored, qm);
 
   create_output_folder(dir);
   formats::write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
@@ -471,25 +393,13 @@ void save_quantized_folder(const std::string& dir, const QuantizedModel& qm, con
   write_tokenizer_files(dir, vocab, source);
 }
 
-bool is_qforge_quantized(const std::string& path) {
-  const fs::path file = folder_of(path) / "config.json";
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return false;
-  try {
-    const json config = read_json(file.string());
-    const auto qc = config.find("quantization_config");
-    return qc != config.end() && qc->is_object() && qc->contains("quant_method") &&
-           qc->at("quant_method") == kQuantMethod;
-  } catch (const Error&) {
-    return false;  // load_model reports the broken config.json
-  }
-}
+bool is_qforge_quantized(const std::string& path) { return quant_method_of(path) == kQuantMethod; }
 
 QuantizedModel load_quantized_folder(const std::string& path) {
-  const fs::path folder = folder_of(path);
+  const fs::path folder = checkpoint_folder(path);
   const std::string config_file = (folder / "config.json").string();
   const std::string weights_file = (folder / "model.safetensors").string();
-  const json config = read_json(config_file);
+  const json config = read_config_file(config_file);
   const ModelConfig mc = ModelConfig::from_hf_json(config, config_file);
   const std::map<std::string, LinearLayer> known = linears_by_name(mc);
   ParsedQuantConfig parsed = with_context(config_file, [&] { return parse_quantization_config(config, mc, known); });

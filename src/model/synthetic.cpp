@@ -1,11 +1,16 @@
 #include "model/synthetic.h"
 
 #include <fstream>
-#include <random>
 #include <string>
+
+#include <algorithm>
+#include <set>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "model/linear_layers.h"
+#include "model/packed_weights.h"
+#include "quant/quantize.h"
 
 namespace qf::model {
 namespace {
@@ -56,6 +61,23 @@ struct Filler {
   std::vector<Job> jobs;
 };
 
+// Uniform on [-a, a] with a = 0.02 * sqrt(3), i.e. std 0.02. Each value is a
+// hash of (seed, key, index) (splitmix64's finalizer), so any thread count
+// gives the same weights and filling costs about a nanosecond per value.
+void fill_uniform(float* data, int64_t n, uint64_t seed, uint64_t key, ThreadPool& pool) {
+  constexpr float kHalfWidth = 0.0346410162f;
+  const uint64_t base = (seed * 0x9E3779B97F4A7C15ull) ^ (key << 40);
+  pool.parallel_for(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      uint64_t z = base + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      data[i] = kHalfWidth * (static_cast<float>(z >> 40) * 0x1.0p-23f - 1.0f);
+    }
+  });
+}
+
 }  // namespace
 
 std::vector<std::string> synthetic_names() { return {"gpt2-124m", "llama-1b", "llama-7b"}; }
@@ -85,8 +107,10 @@ ModelConfig synthetic_config(std::string_view name) {
   fail("unknown synthetic model '{}' (valid: gpt2-124m, llama-1b, llama-7b)", name);
 }
 
-Model synthetic_model(std::string_view name, uint64_t seed, int n_threads) {
+Model synthetic_model(std::string_view name, const SyntheticOptions& options) {
   const ModelConfig c = synthetic_config(name);
+  const bool pack = options.packed_scheme.has_value();
+  const bool pack_head = pack && !c.tie_embeddings;  // the embedding and head tables too
   Filler f;
   const int64_t h = c.hidden_size, ff = c.intermediate_size, v = c.vocab_size;
   if (c.arch == Architecture::GPT2) {
@@ -96,65 +120,79 @@ Model synthetic_model(std::string_view name, uint64_t seed, int n_threads) {
       const std::string p = "h." + std::to_string(i) + ".";
       f.add(p + "ln_1.weight", {h}, 1.0f, false);
       f.add(p + "ln_1.bias", {h}, 0.0f, false);
-      f.add(p + "attn.c_attn.weight", {h, 3 * h});
       f.add(p + "attn.c_attn.bias", {3 * h}, 0.0f, false);
-      f.add(p + "attn.c_proj.weight", {h, h});
       f.add(p + "attn.c_proj.bias", {h}, 0.0f, false);
       f.add(p + "ln_2.weight", {h}, 1.0f, false);
       f.add(p + "ln_2.bias", {h}, 0.0f, false);
-      f.add(p + "mlp.c_fc.weight", {h, ff});
       f.add(p + "mlp.c_fc.bias", {ff}, 0.0f, false);
-      f.add(p + "mlp.c_proj.weight", {ff, h});
       f.add(p + "mlp.c_proj.bias", {h}, 0.0f, false);
     }
     f.add("ln_f.weight", {h}, 1.0f, false);
     f.add("ln_f.bias", {h}, 0.0f, false);
   } else {
-    f.add("model.embed_tokens.weight", {v, h});
+    if (!pack_head) f.add("model.embed_tokens.weight", {v, h});
     for (int64_t i = 0; i < c.n_layers; ++i) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       f.add(p + "input_layernorm.weight", {h}, 1.0f, false);
-      f.add(p + "self_attn.q_proj.weight", {c.q_dim(), h});
-      f.add(p + "self_attn.k_proj.weight", {c.kv_dim(), h});
-      f.add(p + "self_attn.v_proj.weight", {c.kv_dim(), h});
-      f.add(p + "self_attn.o_proj.weight", {h, c.q_dim()});
       f.add(p + "post_attention_layernorm.weight", {h}, 1.0f, false);
-      f.add(p + "mlp.gate_proj.weight", {ff, h});
-      f.add(p + "mlp.up_proj.weight", {ff, h});
-      f.add(p + "mlp.down_proj.weight", {h, ff});
     }
     f.add("model.norm.weight", {h}, 1.0f, false);
-    f.add("lm_head.weight", {v, h});
+    if (!pack_head && !c.tie_embeddings) f.add("lm_head.weight", {v, h});
   }
+  // The matrices: fp32 tensors in their stored orientation, or packed one by one.
+  const std::vector<LinearLayer> linears = all_linears(c);
+  std::set<std::string> external;
+  for (const LinearLayer& l : linears) {
+    if (pack) {
+      external.insert(l.name + ".weight");
+    } else {
+      f.add(l.name + ".weight", l.conv1d ? Shape{l.in_features, l.out_features} : Shape{l.out_features, l.in_features});
+    }
+  }
+  if (pack_head) {
+    external.insert("lm_head.weight");
+    external.insert("model.embed_tokens.weight");
+  }
+
   // Tensor::zeros only reserved address space so far; check before touching it.
   uint64_t bytes = 0;
   for (const auto& j : f.jobs) bytes += j.t.nbytes();
-  const uint64_t available = available_memory_bytes();
-  QF_CHECK(bytes < available, "synthetic {} needs {:.1f} GB of fp32 weights but only {:.1f} GB of memory is available",
-           name, static_cast<double>(bytes) / 1e9, static_cast<double>(available) / 1e9);
-
-  // Uniform on [-a, a] has std a / sqrt(3); a = 0.02 * sqrt(3) gives std 0.02.
-  constexpr float kHalfWidth = 0.0346410162f;
-  ThreadPool pool(n_threads);
-  for (size_t k = 0; k < f.jobs.size(); ++k) {
-    auto& job = f.jobs[k];
-    float* data = job.t.mutable_data<float>();
-    const int64_t n = job.t.numel();
-    pool.parallel_for((n + 65535) / 65536, [&](int64_t b, int64_t e) {
-      for (int64_t blk = b; blk < e; ++blk) {
-        const int64_t lo = blk * 65536, hi = std::min(n, lo + 65536);
-        if (!job.random) {
-          std::fill(data + lo, data + hi, job.constant);
-          continue;
-        }
-        // One generator per block: the same weights for any thread count.
-        std::mt19937 rng(static_cast<uint32_t>(seed * 1000003u + k * 7919u + static_cast<uint64_t>(blk)));
-        for (int64_t i = lo; i < hi; ++i)
-          data[i] = kHalfWidth * (static_cast<float>(rng() >> 8) * 0x1.0p-23f - 1.0f);
-      }
-    });
+  if (pack) {
+    int64_t matrix_params = pack_head ? 2 * v * h : 0;
+    for (const LinearLayer& l : linears) matrix_params += l.in_features * l.out_features;
+    // codes plus a float scale and a zero point (40 bits) per group, at worst per 32 weights
+    bytes += static_cast<uint64_t>(static_cast<double>(matrix_params) * (options.packed_scheme->bits + 40.0 / 32) / 8);
   }
-  return build_model(c, f.tensors, "synthetic:" + std::string(name));
+  const uint64_t available = available_memory_bytes();
+  QF_CHECK(bytes < available, "synthetic {} needs {:.1f} GB of weights but only {:.1f} GB of memory is available", name,
+           static_cast<double>(bytes) / 1e9, static_cast<double>(available) / 1e9);
+
+  ThreadPool pool(options.n_threads);
+  uint64_t key = 0;  // one random stream per tensor, in creation order
+  for (auto& job : f.jobs) {
+    if (job.random) {
+      fill_uniform(job.t.mutable_data<float>(), job.t.numel(), options.seed, key, pool);
+    } else {
+      std::fill(job.t.mutable_data<float>(), job.t.mutable_data<float>() + job.t.numel(), job.constant);
+    }
+    ++key;
+  }
+  Model m = build_model(c, f.tensors, "synthetic:" + std::string(name), external);
+  if (!pack) return m;
+
+  auto make_packed = [&](int64_t rows, int64_t cols) {
+    Tensor w = Tensor::zeros(DType::F32, {rows, cols});
+    fill_uniform(w.mutable_data<float>(), w.numel(), options.seed, key++, pool);
+    return rtn_pack(w.data<float>(), rows, cols, *options.packed_scheme, pool);
+  };
+  for (const LinearLayer& l : linears)
+    m.layers[static_cast<size_t>(l.layer)].packed[static_cast<size_t>(l.kind)] =
+        make_packed(l.out_features, l.in_features);
+  if (pack_head) {
+    m.embed_packed = make_packed(v, h);
+    m.lm_head_packed = make_packed(v, h);
+  }
+  return m;
 }
 
 }  // namespace qf::model

@@ -7,13 +7,15 @@
 #include <thread>
 
 #include "core/error.h"
+#include "model/linear_layers.h"
 #include "runtime/activation_quant.h"
-#include "runtime/kernels.h"
+#include "runtime/fp32_ops.h"
 
 namespace qf::runtime {
 
-namespace k = kernels;
+namespace k = fp32;
 using model::Architecture;
+using model::LinearKind;
 
 KVCache::KVCache(int64_t n_layers, int64_t capacity, int64_t kv_dim)
     : n_layers_(n_layers), capacity_(capacity), kv_dim_(kv_dim) {
@@ -37,6 +39,7 @@ struct Runtime::Scratch {
   std::vector<float> x, xn, q, att, ff1, ff2, actq;
   std::vector<float> cos, sin;  // [T, head_dim / 2]
   std::vector<double> inv_freq;
+  kernels::Activations kernel_input;  // the current site's input, prepared for packed layers
 
   static float* sized(std::vector<float>& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
@@ -77,7 +80,13 @@ void add_bias(const Tensor& bias, int64_t rows, int64_t n, float* dst, int64_t l
 }  // namespace
 
 Runtime::Runtime(const model::Model& model, RuntimeOptions options)
-    : model_(model), n_threads_(resolve_threads(options.n_threads)), scratch_(std::make_unique<Scratch>()) {
+    : model_(model),
+      n_threads_(resolve_threads(options.n_threads)),
+      target_(options.kernel_target ? *options.kernel_target : kernels::default_target()),
+      int8_activations_(options.int8_activations),
+      scratch_(std::make_unique<Scratch>()) {
+  QF_CHECK(kernels::target_supported(target_), "kernel target {} is not supported on this CPU ({})",
+           kernels::target_name(target_), kernels::describe_targets());
   const model::ModelConfig& c = model_.config;
   with_context(model_.source.empty() ? std::string("model") : model_.source, [&] {
     c.validate("");
@@ -85,7 +94,8 @@ Runtime::Runtime(const model::Model& model, RuntimeOptions options)
              c.rope_scaling.dump());
     QF_CHECK(static_cast<int64_t>(model_.layers.size()) == c.n_layers, "model has {} layers, config says {}",
              model_.layers.size(), c.n_layers);
-    QF_CHECK(!model_.embed.empty() && !model_.lm_head.empty() && !model_.final_norm.empty(),
+    QF_CHECK((!model_.embed.empty() || model_.embed_packed) && (!model_.lm_head.empty() || model_.lm_head_packed) &&
+                 !model_.final_norm.empty(),
              "model is missing its embedding, head or final norm");
     cache_ = KVCache(c.n_layers, resolve_context(c, options.context), c.kv_dim());
   });
@@ -169,6 +179,16 @@ void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t
 void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) const {
   const model::ModelConfig& c = model_.config;
   const int64_t T = static_cast<int64_t>(tokens.size()), H = c.hidden_size;
+  if (model_.embed_packed) {
+    for (int64_t t = 0; t < T; ++t) {
+      model_.embed_packed->dequantize_row(tokens[static_cast<size_t>(t)], {x + t * H, static_cast<size_t>(H)});
+      if (c.arch == Architecture::GPT2) {
+        const float* p = model_.pos_embed.data<float>() + (p0 + t) * H;
+        for (int64_t i = 0; i < H; ++i) x[t * H + i] += p[i];
+      }
+    }
+    return;
+  }
   const float* embed = model_.embed.data<float>();
   for (int64_t t = 0; t < T; ++t) {
     const float* e = embed + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H;
@@ -181,15 +201,63 @@ void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) 
   }
 }
 
-const float* Runtime::linear_input(int64_t layer, const model::LayerWeights& L, model::InputSite site,
-                                   const float* x, int64_t rows, int64_t cols) {
+std::optional<Runtime::SiteInput> Runtime::linear_input(int64_t layer, const model::LayerWeights& L,
+                                                        model::InputSite site, const float* x, int64_t rows,
+                                                        int64_t cols) {
   if (hook_) hook_(layer, site, x, rows, cols);
-  if (stop_after_ == site) return nullptr;
+  if (stop_after_ == site) return std::nullopt;
+  SiteInput in{x, x, rows, cols};
   const model::ActivationQuant& aq = L.act[static_cast<size_t>(site)];
-  if (aq.mode == model::ActQuantMode::None) return x;
-  float* out = Scratch::sized(scratch_->actq, rows * cols);
-  fake_quantize_activations(x, rows, cols, aq, out);
-  return out;
+  // The int8 kernels quantize exactly as the simulation does (kernels/activations.h).
+  const bool dynamic_int8 = aq.mode == model::ActQuantMode::DynamicToken && aq.bits == 8 && aq.symmetric;
+  if (int8_activations_ || dynamic_int8) in.precision = kernels::ActivationPrecision::Int8;
+  if (aq.mode != model::ActQuantMode::None) {
+    float* out = Scratch::sized(scratch_->actq, rows * cols);
+    fake_quantize_activations(x, rows, cols, aq, out);
+    in.x = out;
+  }
+  // Packed layers behind any other activation quantizer start from its float result.
+  if (!dynamic_int8) in.raw = in.x;
+  return in;
+}
+
+void Runtime::linear(const model::LayerWeights& L, model::LinearKind kind, SiteInput& in, float* out, int64_t ldc,
+                     bool accumulate) {
+  const int64_t T = in.rows, K = in.cols;
+  const kernels::PackedMatrix* w = L.packed_weight(kind);
+  if (!w) {
+    const Tensor& weight = model::linear_weight(L, kind);
+    const int64_t N = model_.config.arch == Architecture::GPT2 ? weight.dim(1) : weight.dim(0);
+    if (model_.config.arch == Architecture::GPT2) {
+      k::conv1d(in.x, T, K, weight.data<float>(), N, out, ldc, accumulate);
+    } else {
+      k::linear(in.x, T, K, weight.data<float>(), N, out, ldc, accumulate);
+    }
+    return;
+  }
+  packed_linear(*w, in, out, ldc, accumulate);
+}
+
+void Runtime::packed_linear(const kernels::PackedMatrix& w, SiteInput& in, float* out, int64_t ldc,
+                            bool accumulate) {
+  const int64_t T = in.rows, K = in.cols;
+  kernels::Activations& a = scratch_->kernel_input;
+  if (!in.prepared) {
+    kernels::prepare_activations(a, in.raw, T, K, K, in.precision == kernels::ActivationPrecision::Int8);
+    in.prepared = true;
+  }
+  // Output rows in blocks of 16 (what every target's row blocking divides),
+  // one contiguous run of blocks per thread.
+  constexpr int64_t kRowBlock = 16;
+  const int64_t N = w.rows(), blocks = (N + kRowBlock - 1) / kRowBlock;
+  auto run = [&](int64_t b0, int64_t b1) {
+    kernels::matmul(target_, w, a, in.precision, out, ldc, b0 * kRowBlock, std::min(N, b1 * kRowBlock), accumulate);
+  };
+  if (n_threads_ == 1 || blocks < 2 || T * N * K < (int64_t{1} << 16)) {
+    run(0, blocks);
+  } else {
+    pool_->parallel_for(blocks, run);
+  }
 }
 
 void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int64_t T, int64_t p0) {
@@ -213,11 +281,11 @@ void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int
   for_rows(T, H, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wn, eps, H, xn + t * H);
   });
-  const float* a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
+  auto a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
   if (!a_in) return;
-  k::linear(a_in, T, H, L.wq.data<float>(), qd, q, qd, preload_bias(L.bq, T, qd, q, qd));
-  k::linear(a_in, T, H, L.wk.data<float>(), kvd, kc, kvd, preload_bias(L.bk, T, kvd, kc, kvd));
-  k::linear(a_in, T, H, L.wv.data<float>(), kvd, vc, kvd, preload_bias(L.bv, T, kvd, vc, kvd));
+  linear(L, LinearKind::Q, *a_in, q, qd, preload_bias(L.bq, T, qd, q, qd));
+  linear(L, LinearKind::K, *a_in, kc, kvd, preload_bias(L.bk, T, kvd, kc, kvd));
+  linear(L, LinearKind::V, *a_in, vc, kvd, preload_bias(L.bv, T, kvd, vc, kvd));
   for_rows(T, qd + kvd, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       for (int64_t h = 0; h < c.n_heads; ++h) k::rope_half(q + t * qd + h * hd, hd, cos + t * half, sin + t * half);
@@ -227,25 +295,25 @@ void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int
   });
   attention(l, q, qd, p0, T, att);
   if (!L.bo.empty()) add_bias(L.bo, T, H, x, H);
-  const float* o_in = linear_input(l, L, InputSite::AttnOut, att, T, qd);
+  auto o_in = linear_input(l, L, InputSite::AttnOut, att, T, qd);
   if (!o_in) return;
-  k::linear(o_in, T, qd, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+  linear(L, LinearKind::O, *o_in, x, H, /*accumulate=*/true);  // residual
 
   const float* wf = L.ffn_norm.data<float>();
   for_rows(T, H, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wf, eps, H, xn + t * H);
   });
-  const float* f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
+  auto f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
   if (!f_in) return;
-  k::linear(f_in, T, H, L.w_gate.data<float>(), ff, gate, ff, preload_bias(L.b_gate, T, ff, gate, ff));
-  k::linear(f_in, T, H, L.w_up.data<float>(), ff, up, ff, preload_bias(L.b_up, T, ff, up, ff));
+  linear(L, LinearKind::Gate, *f_in, gate, ff, preload_bias(L.b_gate, T, ff, gate, ff));
+  linear(L, LinearKind::Up, *f_in, up, ff, preload_bias(L.b_up, T, ff, up, ff));
   for_rows(T, ff, [&](int64_t b, int64_t e) {
     for (int64_t i = b * ff; i < e * ff; ++i) gate[i] = k::silu(gate[i]) * up[i];
   });
   if (!L.b_down.empty()) add_bias(L.b_down, T, H, x, H);
-  const float* d_in = linear_input(l, L, InputSite::FfnHidden, gate, T, ff);
+  auto d_in = linear_input(l, L, InputSite::FfnHidden, gate, T, ff);
   if (!d_in) return;
-  k::linear(d_in, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+  linear(L, LinearKind::Down, *d_in, x, H, /*accumulate=*/true);  // residual
 }
 
 void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int64_t T, int64_t p0) {
@@ -263,10 +331,10 @@ void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int6
   for_rows(T, H, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w1, b1, eps, H, xn + t * H);
   });
-  const float* a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
+  auto a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
   if (!a_in) return;
   preload_bias(L.b_qkv, T, 3 * H, qkv, 3 * H);
-  k::conv1d(a_in, T, H, L.w_qkv.data<float>(), 3 * H, qkv, 3 * H, /*accumulate=*/true);
+  linear(L, LinearKind::QKV, *a_in, qkv, 3 * H, /*accumulate=*/true);
   float* kc = cache_.keys(l, p0);
   float* vc = cache_.values(l, p0);
   for (int64_t t = 0; t < T; ++t) {
@@ -274,26 +342,26 @@ void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int6
     std::memcpy(vc + t * H, qkv + t * 3 * H + 2 * H, static_cast<size_t>(H) * sizeof(float));
   }
   attention(l, qkv, 3 * H, p0, T, att);
-  const float* o_in = linear_input(l, L, InputSite::AttnOut, att, T, H);
+  auto o_in = linear_input(l, L, InputSite::AttnOut, att, T, H);
   if (!o_in) return;
   add_bias(L.bo, T, H, x, H);
-  k::conv1d(o_in, T, H, L.wo.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+  linear(L, LinearKind::O, *o_in, x, H, /*accumulate=*/true);  // residual
 
   const float *w2 = L.ffn_norm.data<float>(), *b2 = L.ffn_norm_bias.data<float>();
   for_rows(T, H, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w2, b2, eps, H, xn + t * H);
   });
-  const float* f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
+  auto f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
   if (!f_in) return;
   preload_bias(L.b_up, T, ff, fc, ff);
-  k::conv1d(f_in, T, H, L.w_up.data<float>(), ff, fc, ff, /*accumulate=*/true);
+  linear(L, LinearKind::Up, *f_in, fc, ff, /*accumulate=*/true);
   for_rows(T, ff, [&](int64_t b, int64_t e) {
     for (int64_t i = b * ff; i < e * ff; ++i) fc[i] = k::gelu_tanh(fc[i]);
   });
-  const float* d_in = linear_input(l, L, InputSite::FfnHidden, fc, T, ff);
+  auto d_in = linear_input(l, L, InputSite::FfnHidden, fc, T, ff);
   if (!d_in) return;
   add_bias(L.b_down, T, H, x, H);
-  k::conv1d(d_in, T, ff, L.w_down.data<float>(), H, x, H, /*accumulate=*/true);  // residual
+  linear(L, LinearKind::Down, *d_in, x, H, /*accumulate=*/true);  // residual
 }
 
 void Runtime::head_into(const float* x, int64_t rows, float* logits) {
@@ -308,7 +376,13 @@ void Runtime::head_into(const float* x, int64_t rows, float* logits) {
       k::layer_norm(x + t * H, wf, model_.final_norm_bias.data<float>(), c.norm_eps, H, xn + t * H);
     }
   }
-  k::linear(xn, rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
+  if (model_.lm_head_packed) {
+    SiteInput in{xn, xn, rows, H};
+    in.precision = int8_activations_ ? kernels::ActivationPrecision::Int8 : kernels::ActivationPrecision::F32;
+    packed_linear(*model_.lm_head_packed, in, logits, c.vocab_size, false);
+  } else {
+    k::linear(xn, rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
+  }
 }
 
 void Runtime::prepare_positions(int64_t p0, int64_t T) {

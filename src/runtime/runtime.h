@@ -10,6 +10,8 @@
 // activation blocks: every linear layer is one cblas_sgemm (nn.Linear weights
 // [out, in] as X * W^T, GPT-2 Conv1D weights [in, out] as X * W, no transposed
 // copies); attention runs per (head, query) on the ThreadPool against the cache.
+// Packed layers (quantized weights in the integer kernels' layout) run on
+// src/kernels instead, their output rows split over the ThreadPool.
 // A layer's ActivationQuant entries make the inputs of its linear layers pass
 // through simulated integer quantization first (runtime/activation_quant.h).
 #pragma once
@@ -24,6 +26,9 @@
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "kernels/activations.h"
+#include "kernels/cpu_target.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
 
 namespace qf::runtime {
@@ -37,6 +42,16 @@ struct RuntimeOptions {
   // at kDefaultContextCap to keep the cache's memory bounded. Llama-family
   // models may be given more than max_positions; GPT-2 cannot (learned positions).
   int64_t context = 0;
+  // SIMD code path of the integer kernels that packed layers run on
+  // (model::LayerWeights::packed); unset: kernels::default_target().
+  std::optional<kernels::Target> kernel_target = std::nullopt;
+  // Packed layers take dynamically int8-quantized activations (one scale per
+  // token, W8A8 / W4A8 integer dot products): faster, with a small extra
+  // error. Off: they multiply float activations with weights dequantized in
+  // registers, computing what the dequantized model computes. Sites whose
+  // ActivationQuant is dynamic per-token symmetric int8 always use the int8
+  // kernels, which reproduce that simulation exactly.
+  bool int8_activations = false;
 };
 
 inline constexpr int64_t kDefaultContextCap = 4096;
@@ -96,6 +111,7 @@ class Runtime {
 
   const model::Model& model() const { return model_; }
   int n_threads() const { return n_threads_; }
+  kernels::Target kernel_target() const { return target_; }
 
   // Called during every forward with the input of the linear layers at each
   // site of each block ([rows, cols] row-major, before any activation
@@ -128,11 +144,26 @@ class Runtime {
   void head_into(const float* x, int64_t rows, float* logits);
   void prepare_positions(int64_t p0, int64_t T);  // RoPE cos/sin of positions p0..p0+T-1
   void run_blocks(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
-  // The input of the linears at `site`: reported to the hook, then
-  // activation-quantized into scratch when the layer asks for it.
-  // Returns null when forward_block was asked to stop after this site.
-  const float* linear_input(int64_t layer, const model::LayerWeights& L, model::InputSite site, const float* x,
-                            int64_t rows, int64_t cols);
+  // The input of the linear layers at one site, in the forms their matmuls
+  // need: float (fake-quantized when the site asks for it) for OpenBLAS, and
+  // prepared kernels::Activations, filled on first use by a packed layer.
+  struct SiteInput {
+    const float* x = nullptr;    // what float layers multiply
+    const float* raw = nullptr;  // before any activation quantization
+    int64_t rows = 0, cols = 0;
+    kernels::ActivationPrecision precision = kernels::ActivationPrecision::F32;
+    bool prepared = false;
+  };
+  // Reports the site's input to the hook and applies the site's activation
+  // quantization. Returns nullopt when forward_block was asked to stop here.
+  std::optional<SiteInput> linear_input(int64_t layer, const model::LayerWeights& L, model::InputSite site,
+                                        const float* x, int64_t rows, int64_t cols);
+  // out[rows, n] (+)= input * W^T for linear `kind` of L: the integer kernels
+  // when it is packed, else OpenBLAS on its float weight (GPT-2 float weights
+  // in their Conv1D orientation).
+  void linear(const model::LayerWeights& L, model::LinearKind kind, SiteInput& in, float* out, int64_t ldc,
+              bool accumulate);
+  void packed_linear(const kernels::PackedMatrix& w, SiteInput& in, float* out, int64_t ldc, bool accumulate);
   // Causal attention of T queries (row stride q_stride) at positions
   // p0..p0+T-1 against layer `layer` of the cache; writes [T, n_heads*head_dim].
   void attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out);
@@ -141,6 +172,8 @@ class Runtime {
 
   const model::Model& model_;
   int n_threads_;
+  kernels::Target target_;
+  bool int8_activations_;
   std::unique_ptr<ThreadPool> pool_;
   KVCache cache_;
   std::unique_ptr<Scratch> scratch_;

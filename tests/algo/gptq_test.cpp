@@ -20,7 +20,7 @@
 
 #include "core/error.h"
 #include "quant/quantize.h"
-#include "runtime/kernels.h"
+#include "runtime/fp32_ops.h"
 #include "temp_dir.h"
 #include "numpy_python.h"
 #include "error_of.h"
@@ -341,9 +341,9 @@ TEST(Gptq, BadInputsAreReported) {
 TEST(Gptq, DeterministicAcrossRunsAndThreadCounts) {
   const Layer l = random_layer(96, 384, 512, 71);
   const Scheme s = Scheme::parse("int4:g32:asym");
-  runtime::kernels::set_blas_threads(1);
+  runtime::fp32::set_blas_threads(1);
   const GptqResult a = gptq_quantize(l.w, l.h, s, {.block_size = 64});
-  runtime::kernels::set_blas_threads(2);
+  runtime::fp32::set_blas_threads(2);
   const GptqResult b = gptq_quantize(l.w, l.h, s, {.block_size = 64});
   const GptqResult c = gptq_quantize(l.w, l.h, s, {.block_size = 64});
   for (const GptqResult* other : {&b, &c}) {

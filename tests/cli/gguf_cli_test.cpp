@@ -48,9 +48,10 @@ class GgufCli : public ::testing::Test {
 
   // `qforge eval FILE --json -t 1` (one thread: sums in a fixed order);
   // max_windows > 0 scores only the first windows (quicker comparisons).
-  nlohmann::json eval_file(const std::string& file, int max_windows = 0) const {
+  // `extra` adds flags (--dequantize: quantized folders through the float path, as GGUF runs).
+  nlohmann::json eval_file(const std::string& file, int max_windows = 0, const std::string& extra = "") const {
     const auto r = run_qforge("eval " + file + " --text " + text_ + " --json -t 1" +
-                              (max_windows ? " --max-windows " + std::to_string(max_windows) : ""));
+                              (max_windows ? " --max-windows " + std::to_string(max_windows) : "") + extra);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return nlohmann::json::parse(r.out);
   }
@@ -180,16 +181,23 @@ TEST_F(GgufCli, ConvertsToAndFromQuantizedGguf) {
   EXPECT_EQ(contents.find("blk.2.ffn_gate.weight")->type, formats::GgmlType::Q4_0);
   EXPECT_EQ(contents.metadata.get<uint32_t>("general.file_type"), 0u);  // down_proj is ragged: written F32
   EXPECT_EQ(eval_file(path("folder.gguf"), 4)["perplexity"].get<double>(),
-            eval_file(path("folder"), 4)["perplexity"].get<double>());
+            eval_file(path("folder"), 4, " --dequantize")["perplexity"].get<double>());
+  // A GPTQ checkpoint (symmetric int4, groups of 32, fp16 scales) becomes Q4_0 blocks exactly.
+  ASSERT_EQ(run_qforge("quantize " + model_ + " -o " + path("gptq") + " --format gptq --weights int4:g32").exit_code, 0);
+  const auto g = run_qforge("convert " + path("gptq") + " " + path("gptq.gguf"));
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(formats::read_gguf(path("gptq.gguf")).find("blk.0.attn_q.weight")->type, formats::GgmlType::Q4_0);
+  EXPECT_EQ(eval_file(path("gptq.gguf"), 4)["perplexity"].get<double>(),
+            eval_file(path("gptq"), 4, " --dequantize")["perplexity"].get<double>());
   // Quantized GGUF to a plain Hugging Face folder (f32: lossless) and back to a mixture.
   ASSERT_EQ(run_qforge("quantize " + model_ + " -o " + path("q.gguf") + " --format gguf --weights q4_0").exit_code, 0);
   const auto h = run_qforge("convert " + path("q.gguf") + " " + path("hf"));
   ASSERT_EQ(h.exit_code, 0) << h.err;
   EXPECT_EQ(eval_file(path("hf"), 4)["perplexity"].get<double>(), eval_file(path("q.gguf"), 4)["perplexity"].get<double>());
-  const auto m = run_qforge("convert " + model_ + " " + path("c.gguf") + " --dtype q5_k_m");
+  const auto m = run_qforge("convert " + model_ + " " + path("c.gguf") + " --to q5_k_m");
   ASSERT_EQ(m.exit_code, 0) << m.err;
   EXPECT_EQ(formats::read_gguf(path("c.gguf")).metadata.get<uint32_t>("general.file_type"), 17u);
-  expect_one_line_error("convert " + model_ + " " + path("dir") + " --dtype q4_0", "must be OUT.gguf");
+  expect_one_line_error("convert " + model_ + " " + path("dir") + " --to q4_0", "must be OUT.gguf");
 }
 
 TEST_F(GgufCli, TruncatedQuantizedFilesAreOneClearLine) {

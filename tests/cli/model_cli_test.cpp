@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "run_command.h"
 #include "shared_data.h"
@@ -74,10 +75,31 @@ TEST_F(ModelCli, BenchReportsEveryFigure) {
   const auto r = run_qforge("bench " + model_ + " --pp 32 --tg 8 -r 1 -t 1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  for (const char* k : {"pp_tokens_per_s", "tg_tokens_per_s", "decode_weight_gbps", "triad_gbps", "bound_ratio"})
-    EXPECT_GT(j[k].get<double>(), 0.0) << k;
-  EXPECT_EQ(j["weight_bytes"].get<uint64_t>(), 260032u * 4);
-  EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), j["weight_bytes"].get<uint64_t>());
+  EXPECT_GT(j["triad_gbps"].get<double>(), 0.0);
+  ASSERT_EQ(j["results"].size(), 1u);
+  const auto& f32 = j["results"][0];
+  EXPECT_EQ(f32["type"], "f32");
+  for (const char* k : {"pp_tokens_per_s", "tg_tokens_per_s", "decode_weight_gbps", "bound_ratio"})
+    EXPECT_GT(f32[k].get<double>(), 0.0) << k;
+  EXPECT_EQ(f32["weight_bytes"].get<uint64_t>(), 260032u * 4);
+  EXPECT_GT(f32["peak_rss_bytes"].get<uint64_t>(), f32["weight_bytes"].get<uint64_t>());
+}
+
+// --types quantizes in memory and runs each type on the integer kernels.
+TEST_F(ModelCli, BenchComparesWeightTypes) {
+  const auto r = run_qforge("bench " + model_ + " --types f32,int8,int4:g32,int2:g64:asym --pp 16 --tg 4 -r 1 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 4u);
+  std::vector<uint64_t> bytes;
+  for (const auto& t : j["results"]) {
+    EXPECT_GT(t["tg_tokens_per_s"].get<double>(), 0.0) << t["type"];
+    bytes.push_back(t["decode_bytes_per_token"].get<uint64_t>());
+  }
+  EXPECT_GT(bytes[0], bytes[1]);  // f32 > int8 > int4 > int2 bytes per decode token
+  EXPECT_GT(bytes[1], bytes[2]);
+  EXPECT_GT(bytes[2], bytes[3]);
+  EXPECT_FALSE(j["kernel_target"].get<std::string>().empty());
 }
 
 TEST_F(ModelCli, BadInputGivesOneClearLine) {
@@ -92,6 +114,9 @@ TEST_F(ModelCli, BadInputGivesOneClearLine) {
   EXPECT_FALSE(fs::exists(dir_ / "y.gguf"));
   expect_one_line_error("bench --synthetic llama-3b", "llama-3b");
   expect_one_line_error("bench", "--synthetic");
+  expect_one_line_error("bench " + model_ + " --types f32,nf4:g64", "nf4");
+  expect_one_line_error("bench " + model_ + " --types int4:g16", "group size 16");
+  expect_one_line_error("bench " + model_ + " --target neon", "neon");
   // An unknown architecture in config.json names it.
   fs::create_directories(dir_ / "weird");
   std::ofstream(dir_ / "weird" / "config.json") << R"({"model_type": "mamba", "vocab_size": 10})";

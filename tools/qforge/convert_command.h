@@ -4,8 +4,10 @@
 
 namespace qf::cli {
 
-// `qforge convert IN OUT [--dtype f32|f16|bf16]`: OUT ending in .gguf is a GGUF
-// file, anything else a Hugging Face folder.
+// `qforge convert IN OUT [--dtype f32|f16|bf16] [--to TARGET]`: float targets
+// write OUT.gguf as GGUF and anything else as a Hugging Face folder; the
+// quantized layouts (qforge, gptq, awq, compressed-tensors) rewrite a
+// quantized input's codes and scales in another layout.
 void register_convert(CLI::App& app);
 
 }  // namespace qf::cli

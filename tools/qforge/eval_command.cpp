@@ -14,6 +14,7 @@
 #include "eval/protocol.h"
 #include "model/model.h"
 #include "runtime/runtime.h"
+#include "runtime_flags.h"
 #include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,6 +22,7 @@ namespace qf::cli {
 namespace {
 
 struct EvalCliOptions {
+  RuntimeFlags runtime;
   std::string model;
   std::string text;
   std::string baseline;
@@ -50,7 +52,7 @@ void run_eval(const EvalCliOptions& opt) {
   popt.max_windows = opt.max_windows;
 
   const std::string text = read_text(opt.text);
-  const model::Model model = model::load_model(opt.model);
+  const model::Model model = model::load_model(opt.model, load_options(opt.runtime));
   const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.model));
   QF_CHECK(tok->vocab_size() <= model.config.vocab_size, "{}: the tokenizer has {} tokens but the model only {}",
            opt.model, tok->vocab_size(), model.config.vocab_size);
@@ -59,13 +61,14 @@ void run_eval(const EvalCliOptions& opt) {
   for (const auto& w : windows) longest = std::max(longest, w.tokens.size());
 
   runtime::RuntimeOptions ropt;
+  apply_runtime_flags(opt.runtime, ropt);
   ropt.n_threads = opt.threads;
   ropt.context = static_cast<int64_t>(longest);
   runtime::Runtime rt(model, ropt);
   std::optional<model::Model> base_model;
   std::optional<runtime::Runtime> base_rt;
   if (!opt.baseline.empty()) {
-    base_model.emplace(model::load_model(opt.baseline));
+    base_model.emplace(model::load_model(opt.baseline, load_options(opt.runtime)));
     base_rt.emplace(*base_model, ropt);
   }
   eval::EvalOptions eopt;
@@ -132,6 +135,7 @@ void register_eval(CLI::App& app) {
                   "full-precision model to compare against: KL divergence, top-1 agreement, RMS dp, PPL ratio");
   cmd->add_option("--batch", opt->batch, "tokens per forward pass")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("-t,--threads", opt->threads, "threads (0 = all cores)")->check(CLI::Range(0, 4096));
+  add_runtime_flags(cmd, opt->runtime);
   cmd->add_flag("--json", opt->json, "machine-readable output");
   cmd->callback([opt] { run_eval(*opt); });
 }

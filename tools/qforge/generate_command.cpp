@@ -10,6 +10,7 @@
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "runtime/runtime.h"
+#include "runtime_flags.h"
 #include "runtime/sampler.h"
 #include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
@@ -18,6 +19,7 @@ namespace qf::cli {
 namespace {
 
 struct GenerateOptions {
+  RuntimeFlags runtime;
   std::string model;
   std::string prompt;
   int64_t n_tokens = 128;
@@ -29,12 +31,13 @@ struct GenerateOptions {
 };
 
 void run_generate(const GenerateOptions& opt) {
-  const model::Model model = model::load_model(opt.model);
+  const model::Model model = model::load_model(opt.model, load_options(opt.runtime));
   const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.model));
   std::vector<int32_t> prompt = tok->encode(opt.prompt, /*add_bos=*/tok->vocab().add_bos);
   QF_CHECK(!prompt.empty(), "the prompt is empty and the tokenizer has no BOS token to start from");
 
   runtime::RuntimeOptions ropt;
+  apply_runtime_flags(opt.runtime, ropt);
   ropt.n_threads = opt.threads;
   ropt.context = opt.ctx;
   runtime::Runtime rt(model, ropt);
@@ -79,6 +82,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", opt->sampler.seed, "random seed");
   cmd->add_option("--ctx", opt->ctx, "context length (0 = the model's)")->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_option("-t,--threads", opt->threads, "threads (0 = all cores)")->check(CLI::Range(0, 4096));
+  add_runtime_flags(cmd, opt->runtime);
   cmd->add_flag("!--no-stop", opt->stop_at_eos, "keep going past the end-of-sequence token");
   cmd->add_flag("--stats", opt->stats, "print timing to stderr");
   cmd->callback([opt] { run_generate(*opt); });

@@ -17,6 +17,7 @@
 #include "model/quantized_checkpoint.h"
 #include "model/synthetic.h"
 #include "quant/scheme.h"
+#include "quantized_output.h"
 #include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
 
@@ -82,7 +83,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   const bool gguf = o.format == "gguf";
   const std::string default_weights = q.method == algo::Method::SmoothQuant ? "int8:channel" : "int4:g128";
   q.weights = gguf ? gguf_pipeline_scheme(o.weights.empty() ? "q4_k_m" : o.weights, q.method)
-                   : quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights);
+                   : scheme_for_output(o.format, quant::Scheme::parse(o.weights.empty() ? default_weights : o.weights));
   q.acts = parse_acts(o);
   QF_CHECK(!o.act_flags_given || !o.acts.empty() || q.method == algo::Method::SmoothQuant,
            "--act-mode and --observer configure activation quantization: give --acts int8 too");
@@ -91,6 +92,10 @@ void run_quantize(const QuantizeCliOptions& o) {
     q.acts.mode = o.act_mode == "static-tensor" ? model::ActQuantMode::StaticTensor : model::ActQuantMode::DynamicToken;
     q.acts.observer = calib::parse_observer_kind(o.observer);
   }
+  QF_CHECK(o.format == "qforge" || !q.acts.enabled,
+           "--format {} holds weight-only quantization; activation quantization (--acts, smoothquant) needs --format "
+           "qforge",
+           o.format);
   q.gptq.damp = o.damp;
   q.gptq.block_size = o.block_size;
   q.gptq.act_order = o.act_order;
@@ -111,7 +116,8 @@ void run_quantize(const QuantizeCliOptions& o) {
   }
   q.bias_correction = o.bias_correction;
   q.budget_bpw = o.budget_bpw;
-  for (const std::string& spec : o.mp_candidates) q.mp_candidates.push_back(quant::Scheme::parse(spec));
+  for (const std::string& spec : o.mp_candidates)
+    q.mp_candidates.push_back(gguf ? quant::Scheme::parse(spec) : scheme_for_output(o.format, quant::Scheme::parse(spec)));
   q.mp_sequences = o.mp_samples;
   q.skip = o.skip;
   q.n_threads = o.threads;
@@ -149,7 +155,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   model::QuantizedModel qm = algo::quantize_model(m, calibration, q, &report);
   qm.info["calibration_selection"] = o.calib_select;
   qm.info["seed"] = o.seed;
-  model::save_quantized_folder(o.output, qm, vocab, source);
+  write_quantized_output(o.format, o.output, qm, vocab, source);
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
   const bool mixed = q.budget_bpw > 0.0;
@@ -186,10 +192,13 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--synthetic", opt->synthetic, "random weights with real shapes instead of MODEL: gpt2-124m, llama-1b");
   cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer folder for --synthetic (e.g. the GPT-2 encoder.json + vocab.bpe)");
   cmd->add_option("-o,--output", opt->output, "output folder (model.safetensors + config.json + tokenizer)")->required();
+  std::vector<std::string> formats = quantized_output_names();
+  formats.push_back("gguf");
   cmd->add_option("--format", opt->format,
-                  "qforge: a folder (safetensors codes + config.json); gguf: OUT.gguf with a llama.cpp mixture "
-                  "(--weights q4_k_m | q5_k_m | q3_k_m | q2_k | q6_k | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 ...)")
-      ->check(CLI::IsMember({"qforge", "gguf"}));
+                  "output layout: " + fmt::format("{}", fmt::join(formats, " | ")) +
+                      " (default qforge); gguf: OUT.gguf with a llama.cpp mixture (--weights q4_k_m | q5_k_m | "
+                      "q3_k_m | q2_k | q6_k | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 ...)")
+      ->check(CLI::IsMember(formats));
   cmd->add_option("--method", opt->method, "rtn | gptq | awq | smoothquant")
       ->check(CLI::IsMember({"rtn", "gptq", "awq", "smoothquant"}));
   cmd->add_option("--weights", opt->weights,

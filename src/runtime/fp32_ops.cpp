@@ -1,4 +1,4 @@
-#include "runtime/kernels.h"
+#include "runtime/fp32_ops.h"
 
 #include <cblas.h>
 
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace qf::runtime::kernels {
+namespace qf::runtime::fp32 {
 namespace {
 
 blasint blas_dim(int64_t v) {
@@ -104,4 +104,4 @@ void rope_half(float* x, int64_t head_dim, const float* cos, const float* sin) {
   }
 }
 
-}  // namespace qf::runtime::kernels
+}  // namespace qf::runtime::fp32

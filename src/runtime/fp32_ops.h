@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace qf::runtime::kernels {
+namespace qf::runtime::fp32 {
 
 // C[m, n] = X[m, k] * W^T (+ C when accumulate), W row-major [n, k]: an
 // nn.Linear weight [out, in]. Rows of X are k floats apart, rows of C ldc.
@@ -39,4 +39,4 @@ void softmax(float* x, int64_t n);
 // whose cosine and sine are cos[i], sin[i].
 void rope_half(float* x, int64_t head_dim, const float* cos, const float* sin);
 
-}  // namespace qf::runtime::kernels
+}  // namespace qf::runtime::fp32

@@ -1,0 +1,304 @@
+// AVX-512 F/BW/DQ/VL + VNNI kernels. Everything except the two detail::
+// entry points stays in the anonymous namespace: this file is compiled with
+// AVX-512 flags, and no function of it may be picked by the linker for code
+// that runs on other CPUs.
+//
+// Both precisions share one shape of loop: a block of MR activation rows x NR
+// weight rows, each 64-weight chunk of a weight row unpacked once into a
+// register and used for all MR activation rows. Per group the int32 (Int8) or
+// float (F32) lane partials are scaled by the group scale into float lane
+// sums; the zero-point term sum_g s_g * z_g * sum(x over g) is subtracted once
+// per output (zero_point_term), so the inner loops never touch zero points.
+// Per-row groups with Int8 need no float lanes at all: the int32 dot is reduced
+// exactly and scaled once, as the scalar reference does.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/matmul_simd_common.h"
+
+// GCC 12's AVX-512 intrinsics start from self-initialized "undefined"
+// registers, which its uninitialized-use warnings flag at every inlined call.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace qf::kernels::detail {
+namespace {
+
+// sum_g s_g * z_g * group_sums[g] over one row's groups.
+float zero_point_term(const float* s, const uint8_t* z, const float* sums, int64_t groups) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; g += 16) {
+    const __mmask16 k = groups - g >= 16 ? __mmask16(0xffff) : __mmask16((1u << (groups - g)) - 1);
+    const __m512 zs = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, z + g)));
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + g), zs), _mm512_maskz_loadu_ps(k, sums + g), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+// --- unpacking -------------------------------------------------------------
+
+// Chunk j's 64 codes in natural order: unsigned for 2/3/4 bits, int8 for 8 bits.
+template <int Bits>
+__m512i load_codes(const uint8_t* row, int64_t j) {
+  if constexpr (Bits == 8) {
+    return _mm512_loadu_si512(row + 64 * j);
+  } else if constexpr (Bits == 4) {
+    // Both 256-bit halves hold the 32 bytes; the upper one keeps the high nibbles.
+    const __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * j)));
+    const __m512i v = _mm512_srlv_epi64(b, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0));
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+  } else {
+    const uint8_t* c = row + (Bits == 2 ? 16 : 24) * j;
+    const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+    __m512i v = _mm512_and_si512(_mm512_srlv_epi64(b, _mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0)), _mm512_set1_epi8(3));
+    if constexpr (Bits == 3) {
+      uint64_t high;
+      std::memcpy(&high, c + 16, 8);
+      v = _mm512_mask_add_epi8(v, _cvtu64_mask64(high), v, _mm512_set1_epi8(4));
+    }
+    return v;
+  }
+}
+
+// Chunk j's codes as floats: out[q] holds weights 16q .. 16q + 15.
+template <int Bits>
+void load_codes_f32(const uint8_t* row, int64_t j, __m512 out[4]) {
+  auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  if constexpr (Bits == 8) {
+    for (int q = 0; q < 4; ++q) out[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load16(row + 64 * j + 16 * q)));
+  } else if constexpr (Bits == 4) {
+    const __m512i b0 = _mm512_cvtepu8_epi32(load16(row + 32 * j)), b1 = _mm512_cvtepu8_epi32(load16(row + 32 * j + 16));
+    const __m512i nibble = _mm512_set1_epi32(0x0f);
+    out[0] = _mm512_cvtepi32_ps(_mm512_and_si512(b0, nibble));
+    out[1] = _mm512_cvtepi32_ps(_mm512_and_si512(b1, nibble));
+    out[2] = _mm512_cvtepi32_ps(_mm512_srli_epi32(b0, 4));
+    out[3] = _mm512_cvtepi32_ps(_mm512_srli_epi32(b1, 4));
+  } else {
+    const uint8_t* c = row + (Bits == 2 ? 16 : 24) * j;
+    const __m512i b = _mm512_cvtepu8_epi32(load16(c));
+    uint64_t high = 0;
+    if constexpr (Bits == 3) std::memcpy(&high, c + 16, 8);
+    for (int q = 0; q < 4; ++q) {
+      __m512i v = _mm512_and_si512(_mm512_srli_epi32(b, 2 * q), _mm512_set1_epi32(3));
+      if constexpr (Bits == 3)
+        v = _mm512_mask_or_epi32(v, static_cast<__mmask16>(high >> (16 * q)), v, _mm512_set1_epi32(4));
+      out[q] = _mm512_cvtepi32_ps(v);
+    }
+  }
+}
+
+// Lanes 0-7 (weights 0-31 of chunk j) get group 2j's scale, lanes 8-15 group
+// 2j+1's; a group past the row's end (padding only) gets 0.
+__m512 pair_scales(const float* s, int64_t j, int64_t groups) {
+  const float hi = 2 * j + 1 < groups ? s[2 * j + 1] : 0.0f;
+  return _mm512_insertf32x8(_mm512_set1_ps(s[2 * j]), _mm256_set1_ps(hi), 1);
+}
+
+// --- Int8 ------------------------------------------------------------------
+
+template <int Bits, Groups G>
+struct Int8Kernel {
+  template <int MR, int NR>
+  static void block(const Problem& p, int64_t m0, int64_t n0) {
+    const PackedMatrix& w = *p.w;
+    const Activations& x = *p.x;
+    const uint8_t* wr[NR];
+    const int8_t* xr[MR];
+    for (int r = 0; r < NR; ++r) wr[r] = w.row_codes(n0 + r);
+    for (int m = 0; m < MR; ++m) xr[m] = x.q_row(m0 + m);
+    // 8 bits: vpdpbusd multiplies unsigned by signed bytes, so the activations
+    // go in offset by +128 and 128 * (code sum) comes out again.
+    const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
+    __m512i acc[MR][NR], wsum[NR];
+    __m512 fsum[MR][NR];
+    auto clear = [&] {
+      for (int m = 0; m < MR; ++m)
+        for (int r = 0; r < NR; ++r) acc[m][r] = _mm512_setzero_si512();
+      if constexpr (Bits == 8 && G != Groups::PerRow)
+        for (int r = 0; r < NR; ++r) wsum[r] = _mm512_setzero_si512();
+    };
+    auto step = [&](int64_t j) {
+      __m512i c[NR];
+      for (int r = 0; r < NR; ++r) c[r] = load_codes<Bits>(wr[r], j);
+      if constexpr (Bits == 8 && G != Groups::PerRow)
+        for (int r = 0; r < NR; ++r) wsum[r] = _mm512_dpbusd_epi32(wsum[r], offset, c[r]);
+      for (int m = 0; m < MR; ++m) {
+        const __m512i a = _mm512_load_si512(xr[m] + 64 * j);
+        if constexpr (Bits == 8) {
+          const __m512i au = _mm512_xor_si512(a, offset);
+          for (int r = 0; r < NR; ++r) acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], au, c[r]);
+        } else {
+          for (int r = 0; r < NR; ++r) acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], c[r], a);
+        }
+      }
+    };
+    auto fold = [&](const __m512* scale) {
+      for (int m = 0; m < MR; ++m)
+        for (int r = 0; r < NR; ++r) {
+          __m512i v = acc[m][r];
+          if constexpr (Bits == 8) v = _mm512_sub_epi32(v, wsum[r]);
+          fsum[m][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale[r], fsum[m][r]);
+        }
+    };
+
+    if constexpr (G == Groups::PerRow) {
+      clear();
+      for (int64_t j = 0; j < p.chunks; ++j) step(j);
+      for (int m = 0; m < MR; ++m)
+        for (int r = 0; r < NR; ++r) {
+          const int64_t n = n0 + r;
+          int32_t dot = _mm512_reduce_add_epi32(acc[m][r]);
+          if constexpr (Bits == 8)
+            dot -= 128 * w.row_sums()[n];
+          else
+            dot -= static_cast<int32_t>(w.row_zeros(n)[0]) * static_cast<int32_t>(p.group_sums[m0 + m]);
+          store(p, m0 + m, n, x.scale[m0 + m] * (w.row_scales(n)[0] * static_cast<float>(dot)));
+        }
+      return;
+    }
+
+    for (int m = 0; m < MR; ++m)
+      for (int r = 0; r < NR; ++r) fsum[m][r] = _mm512_setzero_ps();
+    __m512 scale[NR];
+    if constexpr (G == Groups::Multiple64) {
+      for (int64_t g = 0; g < w.groups(); ++g) {
+        clear();
+        const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
+        for (int64_t j = g * p.chunks_per_group; j < j_end; ++j) step(j);
+        for (int r = 0; r < NR; ++r) scale[r] = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
+        fold(scale);
+      }
+    } else {
+      for (int64_t j = 0; j < p.chunks; ++j) {
+        clear();
+        step(j);
+        for (int r = 0; r < NR; ++r) scale[r] = pair_scales(w.row_scales(n0 + r), j, w.groups());
+        fold(scale);
+      }
+    }
+    for (int m = 0; m < MR; ++m)
+      for (int r = 0; r < NR; ++r) {
+        const int64_t n = n0 + r;
+        float v = _mm512_reduce_add_ps(fsum[m][r]);
+        if constexpr (Bits != 8)
+          v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
+        store(p, m0 + m, n, x.scale[m0 + m] * v);
+      }
+  }
+};
+
+// --- F32 -------------------------------------------------------------------
+
+template <int Bits, Groups G>
+struct F32Kernel {
+  template <int MR, int NR>
+  static void block(const Problem& p, int64_t m0, int64_t n0) {
+    const PackedMatrix& w = *p.w;
+    const Activations& x = *p.x;
+    const uint8_t* wr[NR];
+    const float* xr[MR];
+    for (int r = 0; r < NR; ++r) wr[r] = w.row_codes(n0 + r);
+    for (int m = 0; m < MR; ++m) xr[m] = x.f32_row(m0 + m);
+    __m512 total[MR][NR];
+    for (int m = 0; m < MR; ++m)
+      for (int r = 0; r < NR; ++r) total[m][r] = _mm512_setzero_ps();
+
+    if constexpr (G == Groups::Of32) {
+      // Weights 0-31 of a chunk (quarters 0, 1) are group 2j, weights 32-63 group 2j+1.
+      for (int64_t j = 0; j < p.chunks; ++j)
+        for (int r = 0; r < NR; ++r) {
+          __m512 c[4];
+          load_codes_f32<Bits>(wr[r], j, c);
+          const float* s = w.row_scales(n0 + r);
+          const __m512 s_lo = _mm512_set1_ps(s[2 * j]);
+          const __m512 s_hi = _mm512_set1_ps(2 * j + 1 < w.groups() ? s[2 * j + 1] : 0.0f);
+          for (int m = 0; m < MR; ++m) {
+            const float* xp = xr[m] + 64 * j;
+            __m512 lo = _mm512_mul_ps(c[0], _mm512_load_ps(xp));
+            __m512 hi = _mm512_mul_ps(c[2], _mm512_load_ps(xp + 32));
+            lo = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo);
+            hi = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi);
+            total[m][r] = _mm512_fmadd_ps(lo, s_lo, total[m][r]);
+            total[m][r] = _mm512_fmadd_ps(hi, s_hi, total[m][r]);
+          }
+        }
+    } else {
+      // Two partial sums per output halve the FMA dependency chain.
+      __m512 lo[MR][NR], hi[MR][NR];
+      for (int64_t g = 0; g < w.groups(); ++g) {
+        for (int m = 0; m < MR; ++m)
+          for (int r = 0; r < NR; ++r) lo[m][r] = hi[m][r] = _mm512_setzero_ps();
+        const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
+        for (int64_t j = g * p.chunks_per_group; j < j_end; ++j)
+          for (int r = 0; r < NR; ++r) {
+            __m512 c[4];
+            load_codes_f32<Bits>(wr[r], j, c);
+            for (int m = 0; m < MR; ++m) {
+              const float* xp = xr[m] + 64 * j;
+              lo[m][r] = _mm512_fmadd_ps(c[0], _mm512_load_ps(xp), lo[m][r]);
+              hi[m][r] = _mm512_fmadd_ps(c[2], _mm512_load_ps(xp + 32), hi[m][r]);
+              lo[m][r] = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo[m][r]);
+              hi[m][r] = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi[m][r]);
+            }
+          }
+        for (int r = 0; r < NR; ++r) {
+          const __m512 s = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
+          for (int m = 0; m < MR; ++m) total[m][r] = _mm512_fmadd_ps(_mm512_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
+        }
+      }
+    }
+    for (int m = 0; m < MR; ++m)
+      for (int r = 0; r < NR; ++r) {
+        const int64_t n = n0 + r;
+        float v = _mm512_reduce_add_ps(total[m][r]);
+        if constexpr (Bits != 8)
+          v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
+        store(p, m0 + m, n, v);
+      }
+  }
+};
+
+template <int Bits>
+void int8_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
+  // Per-row groups keep only int32 accumulators live: 4 x 4 fits the 32 registers;
+  // grouped shapes also keep float lane sums, hence 4 x 2.
+  if (p.w->groups() == 1)
+    run_blocked<Int8Kernel<Bits, Groups::PerRow>, 4, 4, 4>(p, n_begin, n_end);
+  else if (p.w->group_size() == 32)
+    run_blocked<Int8Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+  else
+    run_blocked<Int8Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
+}
+
+template <int Bits>
+void f32_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
+  if (p.w->group_size() == 32 && p.w->groups() > 1)
+    run_blocked<F32Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+  else
+    run_blocked<F32Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
+}
+
+}  // namespace
+
+void matmul_int8_avx512vnni(const MatmulArgs& a) {
+  const Problem p = make_problem(a, true);
+  switch (a.w->bits()) {
+    case 2: return int8_bits<2>(p, a.n_begin, a.n_end);
+    case 3: return int8_bits<3>(p, a.n_begin, a.n_end);
+    case 4: return int8_bits<4>(p, a.n_begin, a.n_end);
+    default: return int8_bits<8>(p, a.n_begin, a.n_end);
+  }
+}
+
+void matmul_f32_avx512(const MatmulArgs& a) {
+  const Problem p = make_problem(a, false);
+  switch (a.w->bits()) {
+    case 2: return f32_bits<2>(p, a.n_begin, a.n_end);
+    case 3: return f32_bits<3>(p, a.n_begin, a.n_end);
+    case 4: return f32_bits<4>(p, a.n_begin, a.n_end);
+    default: return f32_bits<8>(p, a.n_begin, a.n_end);
+  }
+}
+
+}  // namespace qf::kernels::detail

@@ -1,0 +1,93 @@
+// Plain C++ helpers of the SIMD matmul files (matmul_avx2.cpp,
+// matmul_avxvnni.cpp, matmul_avx512.cpp). Deliberately in an anonymous
+// namespace: every including file gets its own copy, compiled with its own
+// instruction set, so the linker can never substitute an AVX-512 copy for
+// another file's (which one shared inline function would allow).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/matmul_targets.h"
+
+namespace qf::kernels::detail {
+namespace {
+
+enum class Groups { PerRow, Multiple64, Of32 };
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+struct Problem {
+  const PackedMatrix* w;
+  const Activations* x;
+  float* y;
+  int64_t ldy;
+  bool accumulate;
+  int64_t chunks;            // 64-weight chunks per row
+  int64_t chunks_per_group;  // Multiple64 and PerRow
+  const float* group_sums;   // [x.rows, groups]: sum of q (Int8) or x (F32) over each group's columns
+};
+
+inline Groups groups_of(const PackedMatrix& w) {
+  if (w.groups() == 1) return Groups::PerRow;
+  return w.group_size() == 32 ? Groups::Of32 : Groups::Multiple64;
+}
+
+// Sums activation blocks of 32 into group sums (groups start on a block, the padding sums to 0).
+template <typename T>
+void fill_group_sums(const PackedMatrix& w, const Activations& x, const T* block_sums, float* out) {
+  const int64_t blocks = x.blocks(), gs = w.group_size();
+  for (int64_t m = 0; m < x.rows; ++m)
+    for (int64_t g = 0; g < w.groups(); ++g) {
+      const int64_t b_end = min64(blocks, ((g + 1) * gs + kSumBlock - 1) / kSumBlock);
+      T s = 0;
+      for (int64_t b = g * gs / kSumBlock; b < b_end; ++b) s += block_sums[m * blocks + b];
+      out[m * w.groups() + g] = static_cast<float>(s);
+    }
+}
+
+inline Problem make_problem(const MatmulArgs& a, bool int8) {
+  const PackedMatrix& w = *a.w;
+  const Activations& x = *a.x;
+  Problem p{&w, &x, a.y, a.ldy, a.accumulate, w.padded_cols() / kChunk, 0, nullptr};
+  p.chunks_per_group = w.groups() == 1 ? p.chunks : w.group_size() / kChunk;
+  float* sums = thread_scratch(x.rows * w.groups());
+  if (int8)
+    fill_group_sums(w, x, x.block_sums.data(), sums);
+  else
+    fill_group_sums(w, x, x.f32_block_sums.data(), sums);
+  p.group_sums = sums;
+  return p;
+}
+
+inline void store(const Problem& p, int64_t m, int64_t n, float v) {
+  float& y = p.y[m * p.ldy + n];
+  y = p.accumulate ? y + v : v;
+}
+
+// Output rows [nb, ne) for activation rows [m0, m0 + MR), NR weight rows at a time.
+template <class K, int MR, int NR>
+void row_tiles(const Problem& p, int64_t m0, int64_t nb, int64_t ne) {
+  int64_t n = nb;
+  for (; n + NR <= ne; n += NR) K::template block<MR, NR>(p, m0, n);
+  for (; n < ne; ++n) K::template block<MR, 1>(p, m0, n);
+}
+
+// Decode (one activation row) streams the weights once, GemvNR rows side by
+// side. Prefill walks panels of weight rows small enough to stay in L2 while
+// every MR-row block of activations (in L1) passes over them.
+template <class K, int MR, int NR, int GemvNR>
+void run_blocked(const Problem& p, int64_t n_begin, int64_t n_end) {
+  const int64_t rows = p.x->rows;
+  if (rows == 1) return row_tiles<K, 1, GemvNR>(p, 0, n_begin, n_end);
+  constexpr int64_t kPanelBytes = 192 * 1024;
+  const int64_t panel = ((kPanelBytes / p.w->row_bytes()) / NR + 1) * NR;
+  for (int64_t nb = n_begin; nb < n_end; nb += panel) {
+    const int64_t ne = min64(n_end, nb + panel);
+    int64_t m = 0;
+    for (; m + MR <= rows; m += MR) row_tiles<K, MR, NR>(p, m, nb, ne);
+    for (; m < rows; ++m) row_tiles<K, 1, NR>(p, m, nb, ne);
+  }
+}
+
+}  // namespace
+}  // namespace qf::kernels::detail

@@ -1,0 +1,156 @@
+// Every SIMD target against the scalar reference, on shapes that exercise the
+// tails: K not a multiple of 64 (or 32), ragged last groups, M and N not
+// multiples of the register blocking, sub-ranges of output rows, accumulation.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "kernel_test_util.h"
+#include "kernels/matmul.h"
+
+namespace qf::kernels {
+namespace {
+
+constexpr int64_t kPerRow = 1 << 20;
+
+struct Case {
+  int bits;
+  int64_t group_size, m, n, k, n_begin, n_end, ldy;
+  bool accumulate;
+};
+
+std::string describe(const Case& c, ActivationPrecision p) {
+  return fmt::format("bits {} group {} M {} N {} K {} rows [{}, {}){}{}", c.bits,
+                     c.group_size == kPerRow ? std::string("row") : std::to_string(c.group_size), c.m, c.n, c.k,
+                     c.n_begin, c.n_end, c.accumulate ? " accumulate" : "",
+                     p == ActivationPrecision::F32 ? " f32" : " int8");
+}
+
+// Random cases; K up to 1000 keeps the exact (integer) variant's partial sums below 2^22.
+std::vector<Case> random_cases(std::mt19937& rng, int count) {
+  std::vector<Case> out;
+  const int64_t ms[] = {1, 2, 3, 5, 17, 64};
+  const int64_t groups[] = {32, 64, 128, 192, kPerRow};
+  std::uniform_int_distribution<int64_t> k_dist(1, 1000), n_dist(1, 40), pick(0, 1 << 30);
+  for (int i = 0; i < count; ++i) {
+    Case c{};
+    constexpr int kBits[] = {2, 3, 4, 8};
+    c.bits = kBits[i % 4];
+    c.group_size = groups[(i / 4) % 5];
+    c.m = ms[pick(rng) % 6];
+    c.k = i % 3 == 0 ? 64 * (1 + pick(rng) % 8) : k_dist(rng);
+    if (c.group_size != 32 && c.group_size != kPerRow && c.group_size < c.k && c.group_size % 64) c.group_size = 64;
+    c.n = n_dist(rng);
+    c.n_begin = pick(rng) % 3 == 0 ? pick(rng) % c.n : 0;
+    c.n_end = pick(rng) % 3 == 0 ? c.n_begin + pick(rng) % (c.n - c.n_begin + 1) : c.n;
+    c.ldy = c.n + pick(rng) % 3;
+    c.accumulate = pick(rng) % 2;
+    out.push_back(c);
+  }
+  return out;
+}
+
+class MatmulTarget : public ::testing::TestWithParam<Target> {
+ protected:
+  void SetUp() override {
+    if (!target_supported(GetParam())) GTEST_SKIP() << target_name(GetParam()) << " is not supported by this CPU";
+  }
+
+  // Runs `c` on the target and on the scalar reference; `exact` demands bit equality.
+  void run_case(const Case& c, bool exact, std::mt19937& rng) {
+    const test::TestMatrix t = test::random_matrix(rng, c.bits, c.n, c.k, c.group_size, exact);
+    const std::vector<float> x = test::random_activations(rng, c.m, c.k, exact);
+    Activations a;
+    prepare_activations(a, x.data(), c.m, c.k, c.k, true);
+    if (exact) {
+      for (int64_t m = 0; m < c.m; ++m) ASSERT_EQ(a.scale[m], 1.0f);
+    }
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> y0(static_cast<size_t>(c.m * c.ldy));
+    for (auto& v : y0) v = exact ? std::round(8 * normal(rng)) : normal(rng);
+    for (ActivationPrecision p : {ActivationPrecision::F32, ActivationPrecision::Int8}) {
+      std::vector<float> ref = y0, got = y0;
+      matmul(Target::Scalar, t.packed, a, p, ref.data(), c.ldy, c.n_begin, c.n_end, c.accumulate);
+      matmul(GetParam(), t.packed, a, p, got.data(), c.ldy, c.n_begin, c.n_end, c.accumulate);
+      for (int64_t m = 0; m < c.m; ++m)
+        for (int64_t n = 0; n < c.ldy; ++n) {
+          const size_t i = static_cast<size_t>(m * c.ldy + n);
+          if (n < c.n_begin || n >= c.n_end) {
+            ASSERT_EQ(got[i], y0[i]) << "output outside the range written: m " << m << " n " << n << ", "
+                                     << describe(c, p);
+            continue;
+          }
+          if (exact) {
+            ASSERT_EQ(got[i], ref[i]) << "m " << m << " n " << n << ", " << describe(c, p);
+            continue;
+          }
+          double mag = c.accumulate ? std::fabs(y0[i]) : 0.0;
+          const float sx = p == ActivationPrecision::Int8 ? a.scale[m] : 1.0f;
+          for (int64_t k = 0; k < c.k; ++k) {
+            const int64_t g = k / t.packed.group_size();
+            const double xv = p == ActivationPrecision::Int8 ? a.q_row(m)[k] * double{sx} : x[m * c.k + k];
+            const int zero = c.bits == 8 ? 0 : t.zeros[n][g];
+            const int code = c.bits == 8 ? t.codes[n][k] - 128 : t.codes[n][k];
+            mag += t.scales[n][g] * (std::abs(code) + zero) * std::fabs(xv);
+          }
+          ASSERT_NEAR(got[i], ref[i], 1e-5 * mag + 1e-30) << "m " << m << " n " << n << ", " << describe(c, p);
+        }
+    }
+  }
+};
+
+TEST_P(MatmulTarget, EqualsScalarBitForBitWhenEverySumIsExact) {
+  std::mt19937 rng(100 + static_cast<unsigned>(GetParam()));
+  for (const Case& c : random_cases(rng, 120)) {
+    run_case(c, true, rng);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST_P(MatmulTarget, MatchesScalarWithinRoundingOnRealValues) {
+  std::mt19937 rng(200 + static_cast<unsigned>(GetParam()));
+  for (const Case& c : random_cases(rng, 120)) {
+    run_case(c, false, rng);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST_P(MatmulTarget, DecodeShapesOfLlama1b) {
+  std::mt19937 rng(300);
+  // Few output rows of the real K keep the scalar reference quick.
+  for (int bits : {4, 8})
+    for (int64_t k : {2048, 5632}) {
+      const Case c{bits, bits == 4 ? 128 : kPerRow, 1, 37, k, 0, 37, 37, false};
+      run_case(c, false, rng);
+      if (HasFatalFailure()) return;
+    }
+}
+
+TEST_P(MatmulTarget, ZeroAndNanActivationRows) {
+  std::mt19937 rng(400);
+  const test::TestMatrix t = test::random_matrix(rng, 4, 9, 130, 64, false);
+  std::vector<float> x = test::random_activations(rng, 3, 130, false);
+  for (int64_t k = 0; k < 130; ++k) x[k] = 0.0f;
+  x[2 * 130 + 7] = NAN;
+  Activations a;
+  prepare_activations(a, x.data(), 3, 130, 130, true);
+  for (ActivationPrecision p : {ActivationPrecision::F32, ActivationPrecision::Int8}) {
+    std::vector<float> y(3 * 9, 1.0f);
+    matmul(GetParam(), t.packed, a, p, y.data(), 9, 0, 9, false);
+    for (int64_t n = 0; n < 9; ++n) {
+      EXPECT_EQ(y[n], 0.0f);
+      EXPECT_FALSE(std::isnan(y[9 + n]));
+      EXPECT_TRUE(std::isnan(y[18 + n]));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, MatmulTarget,
+                         ::testing::Values(Target::Scalar, Target::Avx2, Target::AvxVnni, Target::Avx512Vnni),
+                         [](const ::testing::TestParamInfo<Target>& i) { return std::string(target_name(i.param)); });
+
+}  // namespace
+}  // namespace qf::kernels

@@ -1,0 +1,142 @@
+#include "kernels/packed_matrix.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "error_of.h"
+#include "kernel_test_util.h"
+
+namespace qf::kernels {
+namespace {
+
+struct Shape {
+  int bits;
+  int64_t cols;
+  int64_t group_size;
+};
+
+class PackedRoundTrip : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(PackedRoundTrip, UnpackAndDequantizeReturnWhatSetRowStored) {
+  const Shape s = GetParam();
+  std::mt19937 rng(static_cast<unsigned>(s.bits * 1000 + s.cols + s.group_size));
+  const test::TestMatrix t = test::random_matrix(rng, s.bits, 5, s.cols, s.group_size, false);
+  const PackedMatrix& p = t.packed;
+  const int64_t gs = std::min(s.group_size, s.cols);
+  EXPECT_EQ(p.group_size(), gs);
+  EXPECT_EQ(p.groups(), (s.cols + gs - 1) / gs);
+  EXPECT_EQ(p.padded_cols() % kChunk, 0);
+  EXPECT_EQ(p.row_bytes(), p.padded_cols() * s.bits / 8);
+  std::vector<uint8_t> codes(static_cast<size_t>(s.cols));
+  std::vector<float> w(static_cast<size_t>(s.cols));
+  for (int64_t r = 0; r < p.rows(); ++r) {
+    p.unpack_row(r, codes);
+    EXPECT_EQ(codes, t.codes[r]) << "row " << r;
+    p.dequantize_row(r, w);
+    int32_t sum = 0;
+    for (int64_t k = 0; k < s.cols; ++k) {
+      const int64_t g = k / gs;
+      const float expected = t.scales[r][g] * static_cast<float>(int{t.codes[r][k]} - int{t.zeros[r][g]});
+      ASSERT_EQ(w[k], expected) << "row " << r << " col " << k;
+      sum += int{t.codes[r][k]} - 128;
+    }
+    if (s.bits == 8) {
+      EXPECT_EQ(p.row_sums()[r], sum);
+      EXPECT_EQ(p.row_zeros(r)[0], 0);  // signed codes: the stored zero point is 0
+    }
+  }
+}
+
+TEST_P(PackedRoundTrip, PaddingCodesAreZero) {
+  const Shape s = GetParam();
+  std::mt19937 rng(7);
+  const test::TestMatrix t = test::random_matrix(rng, s.bits, 2, s.cols, s.group_size, false);
+  const PackedMatrix& p = t.packed;
+  // A matrix whose real codes are all 0 (signed 0 for 8 bits) must be all-zero bytes, padding included.
+  PackedMatrix zero(s.bits, 1, s.cols, s.group_size);
+  std::vector<uint8_t> c(static_cast<size_t>(s.cols), s.bits == 8 ? 128 : 0);
+  std::vector<float> sc(static_cast<size_t>(p.groups()), 1.0f);
+  std::vector<uint8_t> z(static_cast<size_t>(p.groups()), s.bits == 8 ? 128 : 1);
+  zero.set_row(0, c, sc, z);
+  for (int64_t i = 0; i < zero.row_bytes(); ++i) ASSERT_EQ(zero.row_codes(0)[i], 0) << "byte " << i;
+}
+
+std::vector<Shape> shapes() {
+  std::vector<Shape> out;
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t cols : {1, 31, 64, 100, 200, 257, 1000})
+      for (int64_t gs : {32, 64, 128, 1 << 20}) out.push_back({bits, cols, gs});
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, PackedRoundTrip, ::testing::ValuesIn(shapes()),
+                         [](const ::testing::TestParamInfo<Shape>& i) {
+                           const Shape& s = i.param;
+                           return s.group_size >= (1 << 20) ? fmt::format("b{}_k{}_grow", s.bits, s.cols)
+                                                            : fmt::format("b{}_k{}_g{}", s.bits, s.cols, s.group_size);
+                         });
+
+TEST(PackedMatrix, LayoutOfOneChunkMatchesTheHeader) {
+  std::vector<uint8_t> c(64);
+  for (int i = 0; i < 64; ++i) c[i] = static_cast<uint8_t>(i % 16);
+  std::vector<float> s{1.0f};
+  std::vector<uint8_t> z{0};
+  PackedMatrix p4(4, 1, 64, 64);
+  p4.set_row(0, c, s, z);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(p4.row_codes(0)[i], c[i] | c[i + 32] << 4);
+  for (auto& v : c) v &= 7;
+  PackedMatrix p3(3, 1, 64, 64);
+  p3.set_row(0, c, s, z);
+  for (int i = 0; i < 16; ++i)
+    EXPECT_EQ(p3.row_codes(0)[i], (c[i] & 3) | (c[i + 16] & 3) << 2 | (c[i + 32] & 3) << 4 | (c[i + 48] & 3) << 6);
+  uint64_t high = 0;
+  std::memcpy(&high, p3.row_codes(0) + 16, 8);
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(high >> i & 1, uint64_t{c[i] >> 2 & 1u}) << i;
+  std::vector<uint8_t> z8{128};
+  for (int i = 0; i < 64; ++i) c[i] = static_cast<uint8_t>(i * 4);
+  PackedMatrix p8(8, 1, 64, 64);
+  p8.set_row(0, c, s, z8);
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(static_cast<int8_t>(p8.row_codes(0)[i]), i * 4 - 128);
+}
+
+TEST(PackedMatrix, Supports) {
+  EXPECT_TRUE(PackedMatrix::supports(4, 32, 4096));
+  EXPECT_TRUE(PackedMatrix::supports(4, 192, 4096));
+  EXPECT_TRUE(PackedMatrix::supports(3, 5000, 4096));
+  EXPECT_TRUE(PackedMatrix::supports(2, 100, 100));
+  EXPECT_FALSE(PackedMatrix::supports(4, 16, 4096));
+  EXPECT_FALSE(PackedMatrix::supports(4, 100, 4096));
+  EXPECT_FALSE(PackedMatrix::supports(5, 64, 4096));
+  EXPECT_FALSE(PackedMatrix::supports(4, 0, 4096));
+}
+
+TEST(PackedMatrix, BadArgumentsThrowClearErrors) {
+  using qf::test::expect_error;
+  expect_error([] { PackedMatrix(5, 2, 64, 64); }, {"5 bits", "not supported"});
+  expect_error([] { PackedMatrix(4, 2, 4096, 48); }, {"group size 48"});
+  expect_error([] { PackedMatrix(4, 0, 64, 64); }, {"at least one row"});
+  PackedMatrix p(4, 2, 100, 64);
+  std::vector<uint8_t> c(100, 1), z(2, 8);
+  std::vector<float> s(2, 0.5f);
+  expect_error([&] { p.set_row(2, c, s, z); }, {"row 2"});
+  c[70] = 16;
+  expect_error([&] { p.set_row(1, c, s, z); }, {"row 1 column 70", "code 16"});
+  c[70] = 1;
+  s[1] = 0.0f;
+  expect_error([&] { p.set_row(0, c, s, z); }, {"row 0 column 64", "scale"});
+  s[1] = 0.5f;
+  z[0] = 16;
+  expect_error([&] { p.set_row(0, c, s, z); }, {"zero point 16"});
+  expect_error([&] { p.set_row(0, std::span(c).first(99), s, z); }, {"99 codes"});
+  PackedMatrix p8(8, 1, 64, 64);
+  std::vector<uint8_t> c8(64, 1), z8{127};
+  std::vector<float> s8{1.0f};
+  expect_error([&] { p8.set_row(0, c8, s8, z8); }, {"symmetric", "128"});
+}
+
+}  // namespace
+}  // namespace qf::kernels
