@@ -19,8 +19,15 @@ std::optional<quant::Scheme> ggml_grid_scheme(GgmlType type) {
 }
 
 std::optional<GgmlType> ggml_type_for_scheme(const quant::Scheme& scheme) {
-  for (const GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0})
-    if (ggml_grid_scheme(t) == scheme) return t;
+  for (const GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0}) {
+    // The restricted range [-(2^(b-1)-1), 2^(b-1)-1] is a subset of the
+    // same grid with the same stored codes (q + 2^(b-1)): GPTQ's symmetric
+    // int4 checkpoints become Q4_0 exactly.
+    quant::Scheme grid = *ggml_grid_scheme(t);
+    if (grid == scheme) return t;
+    grid.full_range = !grid.full_range;
+    if (grid == scheme) return t;
+  }
   return std::nullopt;
 }
 

@@ -18,7 +18,8 @@
 namespace qf::formats {
 
 std::optional<quant::Scheme> ggml_grid_scheme(GgmlType type);
-// The block type whose grid `scheme` is, if any.
+// The block type whose grid holds `scheme`'s exactly, if any: the three
+// above, and their restricted-range twins (int4:g32:f16scale -> Q4_0, ...).
 std::optional<GgmlType> ggml_type_for_scheme(const quant::Scheme& scheme);
 // A quantized [out, in] matrix on such a grid as blocks (values identical to
 // quant::dequantize); nullopt when the scheme has no ggml twin or the row

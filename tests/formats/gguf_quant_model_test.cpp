@@ -255,7 +255,18 @@ TEST(GgufGrid, QuantizedTensorsOnAGgmlGridBecomeBlocksExactly) {
     EXPECT_TRUE(std::equal(a.data<float>(), a.data<float>() + a.numel(), b.data<float>())) << ggml_type_name(t);
   }
   EXPECT_EQ(ggml_grid_scheme(GgmlType::Q4_K), std::nullopt);
-  EXPECT_EQ(ggml_type_for_scheme(quant::Scheme::parse("int4:g32:f16scale")), std::nullopt);  // restricted range
+  // The restricted range is a subset of the same grid.
+  EXPECT_EQ(ggml_type_for_scheme(quant::Scheme::parse("int4:g32:f16scale")), GgmlType::Q4_0);
+  EXPECT_EQ(ggml_type_for_scheme(quant::Scheme::parse("int8:g32:full:f16scale")), GgmlType::Q8_0);
+  EXPECT_EQ(ggml_type_for_scheme(quant::Scheme::parse("int4:g32")), std::nullopt);  // f32 scales
+  {
+    const quant::QuantizedTensor q = quant::quantize(w, quant::Scheme::parse("int4:g32:f16scale"));
+    const auto blocks = gguf_blocks_from_quantized(q);
+    ASSERT_TRUE(blocks);
+    const Tensor a = quant::dequantize(q);
+    const Tensor b = gguf_dequantize_tensor(GgmlType::Q4_0, {blocks->rows.bytes(), blocks->rows.nbytes()}, {6, 96});
+    EXPECT_TRUE(std::equal(a.data<float>(), a.data<float>() + a.numel(), b.data<float>()));
+  }
   EXPECT_FALSE(gguf_blocks_from_quantized(quant::quantize(w, quant::Scheme::parse("int4:g32:asym:f16scale"))));
   const Tensor ragged = Tensor::from_f32(std::vector<float>(2 * 40, 0.5f), {2, 40});
   EXPECT_FALSE(gguf_blocks_from_quantized(quant::quantize(ragged, *ggml_grid_scheme(GgmlType::Q8_0))));
