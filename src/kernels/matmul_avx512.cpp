@@ -95,9 +95,21 @@ __m512 pair_scales(const float* s, int64_t j, int64_t groups) {
   return _mm512_insertf32x8(_mm512_set1_ps(s[2 * j]), _mm256_set1_ps(hi), 1);
 }
 
+// Runs step(j) over group g's chunks; with Cpg > 0 a full group is straight-line code.
+template <int Cpg, class Step>
+[[gnu::always_inline]] inline void group_steps(const Problem& p, int64_t g, Step&& step) {
+  const int64_t j0 = g * p.chunks_per_group, j_end = min64(p.chunks, j0 + p.chunks_per_group);
+  if constexpr (Cpg > 0) {
+    if (j_end - j0 == Cpg) return unroll<Cpg>([&](auto i) { step(j0 + i); });
+  }
+  for (int64_t j = j0; j < j_end; ++j) step(j);
+}
+
 // --- Int8 ------------------------------------------------------------------
 
-template <int Bits, Groups G>
+// Cpg: chunks per group known at compile time (2 for groups of 128, the
+// common case: its two steps then run without an inner loop), 0 when not.
+template <int Bits, Groups G, int Cpg = 0>
 struct Int8Kernel {
   template <int MR, int NR>
   static void block(const Problem& p, int64_t m0, int64_t n0) {
@@ -164,8 +176,7 @@ struct Int8Kernel {
     if constexpr (G == Groups::Multiple64) {
       for (int64_t g = 0; g < w.groups(); ++g) {
         clear();
-        const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
-        for (int64_t j = g * p.chunks_per_group; j < j_end; ++j) step(j);
+        group_steps<Cpg>(p, g, step);
         unroll<NR>([&](auto r) { scale[r] = _mm512_set1_ps(w.row_scales(n0 + r)[g]); });
         fold(scale);
       }
@@ -193,7 +204,7 @@ struct Int8Kernel {
 
 // Per output two float lane partials (weights 0-31 and 32-63 of each chunk;
 // with groups of 32 exactly the chunk's two groups), scaled into `total` per group.
-template <int Bits, Groups G>
+template <int Bits, Groups G, int Cpg = 0>
 struct F32Kernel {
   template <int MR, int NR>
   static void block(const Problem& p, int64_t m0, int64_t n0) {
@@ -239,8 +250,7 @@ struct F32Kernel {
     } else {
       for (int64_t g = 0; g < w.groups(); ++g) {
         clear();
-        const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
-        for (int64_t j = g * p.chunks_per_group; j < j_end; ++j) step(j);
+        group_steps<Cpg>(p, g, step);
         unroll<NR>([&](auto r) {
           const __m512 s = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
           unroll<MR>([&](auto m) {
@@ -269,6 +279,8 @@ void int8_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
     run_blocked<Int8Kernel<Bits, Groups::PerRow>, 4, 4, 4>(p, n_begin, n_end);
   else if (p.w->group_size() == 32)
     run_blocked<Int8Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+  else if (p.chunks_per_group == 2)
+    run_blocked<Int8Kernel<Bits, Groups::Multiple64, 2>, 4, 2, 4>(p, n_begin, n_end);
   else
     run_blocked<Int8Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
 }
@@ -277,6 +289,8 @@ template <int Bits>
 void f32_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
   if (p.w->group_size() == 32 && p.w->groups() > 1)
     run_blocked<F32Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+  else if (p.w->groups() > 1 && p.chunks_per_group == 2)
+    run_blocked<F32Kernel<Bits, Groups::Multiple64, 2>, 4, 2, 4>(p, n_begin, n_end);
   else
     run_blocked<F32Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
 }
