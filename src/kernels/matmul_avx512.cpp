@@ -88,6 +88,41 @@ void load_codes_f32(const uint8_t* row, int64_t j, __m512 out[4]) {
   }
 }
 
+// Chunk j's codes of 2/3/4 bits as vpermps indices: idx[q] for weights
+// 16q .. 16q + 15. vpermps reads only the low 4 bits of each lane, so the
+// 4-bit low nibbles need no mask, and 2-bit codes come with their neighbours'
+// bits above them (lut_codes repeats the 2-bit table to match).
+template <int Bits>
+void load_code_indices(const uint8_t* row, int64_t j, __m512i idx[4]) {
+  auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  if constexpr (Bits == 4) {
+    idx[0] = _mm512_cvtepu8_epi32(load16(row + 32 * j));
+    idx[1] = _mm512_cvtepu8_epi32(load16(row + 32 * j + 16));
+    idx[2] = _mm512_srli_epi32(idx[0], 4);
+    idx[3] = _mm512_srli_epi32(idx[1], 4);
+  } else {
+    const uint8_t* c = row + (Bits == 2 ? 16 : 24) * j;
+    const __m512i b = _mm512_cvtepu8_epi32(load16(c));
+    uint64_t high = 0;
+    if constexpr (Bits == 3) std::memcpy(&high, c + 16, 8);
+    unroll<4>([&](auto q) {
+      if constexpr (Bits == 2) {
+        idx[q] = _mm512_srli_epi32(b, 2 * q);
+      } else {
+        const __m512i v = _mm512_and_si512(_mm512_srli_epi32(b, 2 * q), _mm512_set1_epi32(3));
+        idx[q] = _mm512_mask_or_epi32(v, static_cast<__mmask16>(high >> (16 * q)), v, _mm512_set1_epi32(4));
+      }
+    });
+  }
+}
+
+// The code each vpermps index stands for (see load_code_indices).
+template <int Bits>
+__m512 lut_codes() {
+  if constexpr (Bits == 2) return _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+  return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
 // Lanes 0-7 (weights 0-31 of chunk j) get group 2j's scale, lanes 8-15 group
 // 2j+1's; a group past the row's end (padding only) gets 0.
 __m512 pair_scales(const float* s, int64_t j, int64_t groups) {
@@ -247,6 +282,39 @@ struct F32Kernel {
           });
         });
       }
+    } else if constexpr (Bits != 8) {
+      // Codes of 2-4 bits index a 16-float table of the group's dequantized
+      // values s * (c - z) (vpermps), which replaces the int-to-float conversion
+      // and folds scale and zero point into the weights: every weight is
+      // exactly what PackedMatrix::dequantize_row gives.
+      const __m512 codes = lut_codes<Bits>();
+      __m512 lut[NR];
+      clear();
+      for (int64_t g = 0; g < w.groups(); ++g) {
+        unroll<NR>([&](auto r) {
+          const float s = w.row_scales(n0 + r)[g], z = static_cast<float>(w.row_zeros(n0 + r)[g]);
+          lut[r] = _mm512_mul_ps(_mm512_set1_ps(s), _mm512_sub_ps(codes, _mm512_set1_ps(z)));
+        });
+        group_steps<Cpg>(p, g, [&](int64_t j) {
+          unroll<NR>([&](auto r) {
+            __m512i idx[4];
+            load_code_indices<Bits>(wr[r], j, idx);
+            __m512 c[4];
+            unroll<4>([&](auto q) { c[q] = _mm512_permutexvar_ps(idx[q], lut[r]); });
+            unroll<MR>([&](auto m) {
+              const float* xp = xr[m] + 64 * j;
+              lo[m][r] = _mm512_fmadd_ps(c[0], _mm512_load_ps(xp), lo[m][r]);
+              hi[m][r] = _mm512_fmadd_ps(c[2], _mm512_load_ps(xp + 32), hi[m][r]);
+              lo[m][r] = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo[m][r]);
+              hi[m][r] = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi[m][r]);
+            });
+          });
+        });
+      }
+      unroll<MR>([&](auto m) {
+        unroll<NR>([&](auto r) { store(p, m0 + m, n0 + r, _mm512_reduce_add_ps(_mm512_add_ps(lo[m][r], hi[m][r]))); });
+      });
+      return;
     } else {
       for (int64_t g = 0; g < w.groups(); ++g) {
         clear();
