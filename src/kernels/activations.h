@@ -40,7 +40,8 @@ struct Activations {
 
 // Fills `a` from x [rows, cols] (row m at x + m * ld), reusing its buffers;
 // with `quantize_int8` also the int8 form. Non-finite inputs are copied as is
-// (their products are then NaN, as in the fp32 path).
+// (their products are then NaN, as in the fp32 path); in the int8 form such a
+// row gets scale NaN and zero codes, so its int8 outputs are NaN too.
 void prepare_activations(Activations& a, const float* x, int64_t rows, int64_t cols, int64_t ld, bool quantize_int8);
 
 }  // namespace qf::kernels

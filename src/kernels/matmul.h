@@ -29,8 +29,10 @@ namespace qf::kernels {
 enum class ActivationPrecision { F32, Int8 };
 
 // Throws qf::Error when shapes disagree (x.cols != w.cols()), the range is
-// outside [0, w.rows()], Int8 is asked for unquantized activations, or `target`
-// is not supported on this CPU.
+// outside [0, w.rows()], Int8 is asked for unquantized activations, `target`
+// is not supported on this CPU, or (more than one row) ldy < n_end. y holds
+// output n of row m at y[m * ldy + n]; outputs outside [n_begin, n_end) are
+// never touched.
 void matmul(Target target, const PackedMatrix& w, const Activations& x, ActivationPrecision precision, float* y,
             int64_t ldy, int64_t n_begin, int64_t n_end, bool accumulate);
 

@@ -24,20 +24,20 @@ template <int Bits>
 void load_eighths(const uint8_t* row, int64_t j, __m256 e[8]) {
   auto load8 = [](const uint8_t* p) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); };
   if constexpr (Bits == 8) {
-    for (int k = 0; k < 8; ++k) e[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load8(row + 64 * j + 8 * k)));
+    unroll<8>([&](auto k) { e[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load8(row + 64 * j + 8 * k))); });
   } else if constexpr (Bits == 4) {
-    for (int k = 0; k < 4; ++k) {
+    unroll<4>([&](auto k) {
       const __m256i b = _mm256_cvtepu8_epi32(load8(row + 32 * j + 8 * k));
       e[k] = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(0x0f)));
       e[k + 4] = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
-    }
+    });
   } else {
     const uint8_t* c = row + (Bits == 2 ? 16 : 24) * j;
     uint64_t high = 0;
     if constexpr (Bits == 3) std::memcpy(&high, c + 16, 8);
-    for (int k = 0; k < 2; ++k) {
+    unroll<2>([&](auto k) {
       const __m256i b = _mm256_cvtepu8_epi32(load8(c + 8 * k));
-      for (int t = 0; t < 4; ++t) {
+      unroll<4>([&](auto t) {
         // Byte i of the 16 holds weights i, 16 + i, 32 + i, 48 + i at shifts 0, 2, 4, 6.
         __m256i v = _mm256_and_si256(_mm256_srli_epi32(b, 2 * t), _mm256_set1_epi32(3));
         const int idx = 2 * t + k;
@@ -47,8 +47,8 @@ void load_eighths(const uint8_t* row, int64_t j, __m256 e[8]) {
                                                   _mm256_set1_epi32(4)));
         }
         e[idx] = _mm256_cvtepi32_ps(v);
-      }
-    }
+      });
+    });
   }
 }
 
@@ -62,61 +62,62 @@ struct F32Kernel {
     const Activations& x = *p.x;
     const uint8_t* wr[NR];
     const float* xr[MR];
-    for (int r = 0; r < NR; ++r) wr[r] = w.row_codes(n0 + r);
-    for (int m = 0; m < MR; ++m) xr[m] = x.f32_row(m0 + m);
+    unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    unroll<MR>([&](auto m) { xr[m] = x.f32_row(m0 + m); });
     __m256 total[MR][NR], lo[MR][NR], hi[MR][NR];
-    for (int m = 0; m < MR; ++m)
-      for (int r = 0; r < NR; ++r) total[m][r] = _mm256_setzero_ps();
+    unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { total[m][r] = _mm256_setzero_ps(); }); });
     auto clear = [&] {
-      for (int m = 0; m < MR; ++m)
-        for (int r = 0; r < NR; ++r) lo[m][r] = hi[m][r] = _mm256_setzero_ps();
+      unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { lo[m][r] = hi[m][r] = _mm256_setzero_ps(); }); });
     };
     auto step = [&](int64_t j) {
-      for (int r = 0; r < NR; ++r) {
+      unroll<NR>([&](auto r) {
         __m256 e[8];
         load_eighths<Bits>(wr[r], j, e);
-        for (int m = 0; m < MR; ++m) {
+        unroll<MR>([&](auto m) {
           const float* xp = xr[m] + 64 * j;
-          for (int k = 0; k < 4; ++k) {
+          unroll<4>([&](auto k) {
             lo[m][r] = _mm256_fmadd_ps(e[k], _mm256_load_ps(xp + 8 * k), lo[m][r]);
             hi[m][r] = _mm256_fmadd_ps(e[k + 4], _mm256_load_ps(xp + 32 + 8 * k), hi[m][r]);
-          }
-        }
-      }
+          });
+        });
+      });
     };
     if constexpr (G == Groups::Of32) {
       for (int64_t j = 0; j < p.chunks; ++j) {
         clear();
         step(j);
-        for (int r = 0; r < NR; ++r) {
+        unroll<NR>([&](auto r) {
           const float* s = w.row_scales(n0 + r);
           const __m256 s_lo = _mm256_set1_ps(s[2 * j]);
           const __m256 s_hi = _mm256_set1_ps(2 * j + 1 < w.groups() ? s[2 * j + 1] : 0.0f);
-          for (int m = 0; m < MR; ++m) {
+          unroll<MR>([&](auto m) {
             total[m][r] = _mm256_fmadd_ps(lo[m][r], s_lo, total[m][r]);
             total[m][r] = _mm256_fmadd_ps(hi[m][r], s_hi, total[m][r]);
-          }
-        }
+          });
+        });
       }
     } else {
       for (int64_t g = 0; g < w.groups(); ++g) {
         clear();
         const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
         for (int64_t j = g * p.chunks_per_group; j < j_end; ++j) step(j);
-        for (int r = 0; r < NR; ++r) {
+        unroll<NR>([&](auto r) {
           const __m256 s = _mm256_set1_ps(w.row_scales(n0 + r)[g]);
-          for (int m = 0; m < MR; ++m) total[m][r] = _mm256_fmadd_ps(_mm256_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
-        }
+          unroll<MR>([&](auto m) {
+            total[m][r] = _mm256_fmadd_ps(_mm256_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
+          });
+        });
       }
     }
-    for (int m = 0; m < MR; ++m)
-      for (int r = 0; r < NR; ++r) {
+    unroll<MR>([&](auto m) {
+      unroll<NR>([&](auto r) {
         const int64_t n = n0 + r;
         float v = hsum_ps(total[m][r]);
         if constexpr (Bits != 8)
           v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
         store(p, m0 + m, n, v);
-      }
+      });
+    });
   }
 };
 

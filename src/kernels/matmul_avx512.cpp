@@ -66,7 +66,7 @@ template <int Bits>
 void load_codes_f32(const uint8_t* row, int64_t j, __m512 out[4]) {
   auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
   if constexpr (Bits == 8) {
-    for (int q = 0; q < 4; ++q) out[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load16(row + 64 * j + 16 * q)));
+    unroll<4>([&](auto q) { out[q] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load16(row + 64 * j + 16 * q))); });
   } else if constexpr (Bits == 4) {
     const __m512i b0 = _mm512_cvtepu8_epi32(load16(row + 32 * j)), b1 = _mm512_cvtepu8_epi32(load16(row + 32 * j + 16));
     const __m512i nibble = _mm512_set1_epi32(0x0f);
@@ -79,13 +79,48 @@ void load_codes_f32(const uint8_t* row, int64_t j, __m512 out[4]) {
     const __m512i b = _mm512_cvtepu8_epi32(load16(c));
     uint64_t high = 0;
     if constexpr (Bits == 3) std::memcpy(&high, c + 16, 8);
-    for (int q = 0; q < 4; ++q) {
+    unroll<4>([&](auto q) {
       __m512i v = _mm512_and_si512(_mm512_srli_epi32(b, 2 * q), _mm512_set1_epi32(3));
       if constexpr (Bits == 3)
         v = _mm512_mask_or_epi32(v, static_cast<__mmask16>(high >> (16 * q)), v, _mm512_set1_epi32(4));
       out[q] = _mm512_cvtepi32_ps(v);
-    }
+    });
   }
+}
+
+// Chunk j's codes of 2/3/4 bits as vpermps indices: idx[q] for weights
+// 16q .. 16q + 15. vpermps reads only the low 4 bits of each lane, so the
+// 4-bit low nibbles need no mask, and 2-bit codes come with their neighbours'
+// bits above them (lut_codes repeats the 2-bit table to match).
+template <int Bits>
+void load_code_indices(const uint8_t* row, int64_t j, __m512i idx[4]) {
+  auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  if constexpr (Bits == 4) {
+    idx[0] = _mm512_cvtepu8_epi32(load16(row + 32 * j));
+    idx[1] = _mm512_cvtepu8_epi32(load16(row + 32 * j + 16));
+    idx[2] = _mm512_srli_epi32(idx[0], 4);
+    idx[3] = _mm512_srli_epi32(idx[1], 4);
+  } else {
+    const uint8_t* c = row + (Bits == 2 ? 16 : 24) * j;
+    const __m512i b = _mm512_cvtepu8_epi32(load16(c));
+    uint64_t high = 0;
+    if constexpr (Bits == 3) std::memcpy(&high, c + 16, 8);
+    unroll<4>([&](auto q) {
+      if constexpr (Bits == 2) {
+        idx[q] = _mm512_srli_epi32(b, 2 * q);
+      } else {
+        const __m512i v = _mm512_and_si512(_mm512_srli_epi32(b, 2 * q), _mm512_set1_epi32(3));
+        idx[q] = _mm512_mask_or_epi32(v, static_cast<__mmask16>(high >> (16 * q)), v, _mm512_set1_epi32(4));
+      }
+    });
+  }
+}
+
+// The code each vpermps index stands for (see load_code_indices).
+template <int Bits>
+__m512 lut_codes() {
+  if constexpr (Bits == 2) return _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+  return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 // Lanes 0-7 (weights 0-31 of chunk j) get group 2j's scale, lanes 8-15 group
@@ -95,9 +130,21 @@ __m512 pair_scales(const float* s, int64_t j, int64_t groups) {
   return _mm512_insertf32x8(_mm512_set1_ps(s[2 * j]), _mm256_set1_ps(hi), 1);
 }
 
+// Runs step(j) over group g's chunks; with Cpg > 0 a full group is straight-line code.
+template <int Cpg, class Step>
+[[gnu::always_inline]] inline void group_steps(const Problem& p, int64_t g, Step&& step) {
+  const int64_t j0 = g * p.chunks_per_group, j_end = min64(p.chunks, j0 + p.chunks_per_group);
+  if constexpr (Cpg > 0) {
+    if (j_end - j0 == Cpg) return unroll<Cpg>([&](auto i) { step(j0 + i); });
+  }
+  for (int64_t j = j0; j < j_end; ++j) step(j);
+}
+
 // --- Int8 ------------------------------------------------------------------
 
-template <int Bits, Groups G>
+// Cpg: chunks per group known at compile time (2 for groups of 128, the
+// common case: its two steps then run without an inner loop), 0 when not.
+template <int Bits, Groups G, int Cpg = 0>
 struct Int8Kernel {
   template <int MR, int NR>
   static void block(const Problem& p, int64_t m0, int64_t n0) {
@@ -105,48 +152,48 @@ struct Int8Kernel {
     const Activations& x = *p.x;
     const uint8_t* wr[NR];
     const int8_t* xr[MR];
-    for (int r = 0; r < NR; ++r) wr[r] = w.row_codes(n0 + r);
-    for (int m = 0; m < MR; ++m) xr[m] = x.q_row(m0 + m);
+    unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    unroll<MR>([&](auto m) { xr[m] = x.q_row(m0 + m); });
     // 8 bits: vpdpbusd multiplies unsigned by signed bytes, so the activations
-    // go in offset by +128 and 128 * (code sum) comes out again.
+    // go in offset by +128 and 128 * (code sum) comes out again: per row from
+    // row_sums, per group from wsum (the same dot with 0x80 bytes).
+    constexpr bool kGroupSums = Bits == 8 && G != Groups::PerRow;
     const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
     __m512i acc[MR][NR], wsum[NR];
     __m512 fsum[MR][NR];
     auto clear = [&] {
-      for (int m = 0; m < MR; ++m)
-        for (int r = 0; r < NR; ++r) acc[m][r] = _mm512_setzero_si512();
-      if constexpr (Bits == 8 && G != Groups::PerRow)
-        for (int r = 0; r < NR; ++r) wsum[r] = _mm512_setzero_si512();
+      unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { acc[m][r] = _mm512_setzero_si512(); }); });
+      if constexpr (kGroupSums) unroll<NR>([&](auto r) { wsum[r] = _mm512_setzero_si512(); });
     };
     auto step = [&](int64_t j) {
       __m512i c[NR];
-      for (int r = 0; r < NR; ++r) c[r] = load_codes<Bits>(wr[r], j);
-      if constexpr (Bits == 8 && G != Groups::PerRow)
-        for (int r = 0; r < NR; ++r) wsum[r] = _mm512_dpbusd_epi32(wsum[r], offset, c[r]);
-      for (int m = 0; m < MR; ++m) {
+      unroll<NR>([&](auto r) { c[r] = load_codes<Bits>(wr[r], j); });
+      if constexpr (kGroupSums) unroll<NR>([&](auto r) { wsum[r] = _mm512_dpbusd_epi32(wsum[r], offset, c[r]); });
+      unroll<MR>([&](auto m) {
         const __m512i a = _mm512_load_si512(xr[m] + 64 * j);
         if constexpr (Bits == 8) {
           const __m512i au = _mm512_xor_si512(a, offset);
-          for (int r = 0; r < NR; ++r) acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], au, c[r]);
+          unroll<NR>([&](auto r) { acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], au, c[r]); });
         } else {
-          for (int r = 0; r < NR; ++r) acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], c[r], a);
+          unroll<NR>([&](auto r) { acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], c[r], a); });
         }
-      }
+      });
     };
     auto fold = [&](const __m512* scale) {
-      for (int m = 0; m < MR; ++m)
-        for (int r = 0; r < NR; ++r) {
+      unroll<MR>([&](auto m) {
+        unroll<NR>([&](auto r) {
           __m512i v = acc[m][r];
-          if constexpr (Bits == 8) v = _mm512_sub_epi32(v, wsum[r]);
+          if constexpr (kGroupSums) v = _mm512_sub_epi32(v, wsum[r]);
           fsum[m][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale[r], fsum[m][r]);
-        }
+        });
+      });
     };
 
     if constexpr (G == Groups::PerRow) {
       clear();
       for (int64_t j = 0; j < p.chunks; ++j) step(j);
-      for (int m = 0; m < MR; ++m)
-        for (int r = 0; r < NR; ++r) {
+      unroll<MR>([&](auto m) {
+        unroll<NR>([&](auto r) {
           const int64_t n = n0 + r;
           int32_t dot = _mm512_reduce_add_epi32(acc[m][r]);
           if constexpr (Bits == 8)
@@ -154,43 +201,45 @@ struct Int8Kernel {
           else
             dot -= static_cast<int32_t>(w.row_zeros(n)[0]) * static_cast<int32_t>(p.group_sums[m0 + m]);
           store(p, m0 + m, n, x.scale[m0 + m] * (w.row_scales(n)[0] * static_cast<float>(dot)));
-        }
+        });
+      });
       return;
     }
 
-    for (int m = 0; m < MR; ++m)
-      for (int r = 0; r < NR; ++r) fsum[m][r] = _mm512_setzero_ps();
+    unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { fsum[m][r] = _mm512_setzero_ps(); }); });
     __m512 scale[NR];
     if constexpr (G == Groups::Multiple64) {
       for (int64_t g = 0; g < w.groups(); ++g) {
         clear();
-        const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
-        for (int64_t j = g * p.chunks_per_group; j < j_end; ++j) step(j);
-        for (int r = 0; r < NR; ++r) scale[r] = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
+        group_steps<Cpg>(p, g, step);
+        unroll<NR>([&](auto r) { scale[r] = _mm512_set1_ps(w.row_scales(n0 + r)[g]); });
         fold(scale);
       }
     } else {
       for (int64_t j = 0; j < p.chunks; ++j) {
         clear();
         step(j);
-        for (int r = 0; r < NR; ++r) scale[r] = pair_scales(w.row_scales(n0 + r), j, w.groups());
+        unroll<NR>([&](auto r) { scale[r] = pair_scales(w.row_scales(n0 + r), j, w.groups()); });
         fold(scale);
       }
     }
-    for (int m = 0; m < MR; ++m)
-      for (int r = 0; r < NR; ++r) {
+    unroll<MR>([&](auto m) {
+      unroll<NR>([&](auto r) {
         const int64_t n = n0 + r;
         float v = _mm512_reduce_add_ps(fsum[m][r]);
         if constexpr (Bits != 8)
           v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
         store(p, m0 + m, n, x.scale[m0 + m] * v);
-      }
+      });
+    });
   }
 };
 
 // --- F32 -------------------------------------------------------------------
 
-template <int Bits, Groups G>
+// Per output two float lane partials (weights 0-31 and 32-63 of each chunk;
+// with groups of 32 exactly the chunk's two groups), scaled into `total` per group.
+template <int Bits, Groups G, int Cpg = 0>
 struct F32Kernel {
   template <int MR, int NR>
   static void block(const Problem& p, int64_t m0, int64_t n0) {
@@ -198,64 +247,95 @@ struct F32Kernel {
     const Activations& x = *p.x;
     const uint8_t* wr[NR];
     const float* xr[MR];
-    for (int r = 0; r < NR; ++r) wr[r] = w.row_codes(n0 + r);
-    for (int m = 0; m < MR; ++m) xr[m] = x.f32_row(m0 + m);
-    __m512 total[MR][NR];
-    for (int m = 0; m < MR; ++m)
-      for (int r = 0; r < NR; ++r) total[m][r] = _mm512_setzero_ps();
+    unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    unroll<MR>([&](auto m) { xr[m] = x.f32_row(m0 + m); });
+    __m512 total[MR][NR], lo[MR][NR], hi[MR][NR];
+    unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { total[m][r] = _mm512_setzero_ps(); }); });
+    auto clear = [&] {
+      unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { lo[m][r] = hi[m][r] = _mm512_setzero_ps(); }); });
+    };
+    auto step = [&](int64_t j) {
+      unroll<NR>([&](auto r) {
+        __m512 c[4];
+        load_codes_f32<Bits>(wr[r], j, c);
+        unroll<MR>([&](auto m) {
+          const float* xp = xr[m] + 64 * j;
+          lo[m][r] = _mm512_fmadd_ps(c[0], _mm512_load_ps(xp), lo[m][r]);
+          hi[m][r] = _mm512_fmadd_ps(c[2], _mm512_load_ps(xp + 32), hi[m][r]);
+          lo[m][r] = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo[m][r]);
+          hi[m][r] = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi[m][r]);
+        });
+      });
+    };
 
     if constexpr (G == Groups::Of32) {
-      // Weights 0-31 of a chunk (quarters 0, 1) are group 2j, weights 32-63 group 2j+1.
-      for (int64_t j = 0; j < p.chunks; ++j)
-        for (int r = 0; r < NR; ++r) {
-          __m512 c[4];
-          load_codes_f32<Bits>(wr[r], j, c);
+      for (int64_t j = 0; j < p.chunks; ++j) {
+        clear();
+        step(j);
+        unroll<NR>([&](auto r) {
           const float* s = w.row_scales(n0 + r);
           const __m512 s_lo = _mm512_set1_ps(s[2 * j]);
           const __m512 s_hi = _mm512_set1_ps(2 * j + 1 < w.groups() ? s[2 * j + 1] : 0.0f);
-          for (int m = 0; m < MR; ++m) {
-            const float* xp = xr[m] + 64 * j;
-            __m512 lo = _mm512_mul_ps(c[0], _mm512_load_ps(xp));
-            __m512 hi = _mm512_mul_ps(c[2], _mm512_load_ps(xp + 32));
-            lo = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo);
-            hi = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi);
-            total[m][r] = _mm512_fmadd_ps(lo, s_lo, total[m][r]);
-            total[m][r] = _mm512_fmadd_ps(hi, s_hi, total[m][r]);
-          }
-        }
-    } else {
-      // Two partial sums per output halve the FMA dependency chain.
-      __m512 lo[MR][NR], hi[MR][NR];
+          unroll<MR>([&](auto m) {
+            total[m][r] = _mm512_fmadd_ps(lo[m][r], s_lo, total[m][r]);
+            total[m][r] = _mm512_fmadd_ps(hi[m][r], s_hi, total[m][r]);
+          });
+        });
+      }
+    } else if constexpr (Bits != 8) {
+      // Codes of 2-4 bits index a 16-float table of the group's dequantized
+      // values s * (c - z) (vpermps), which replaces the int-to-float conversion
+      // and folds scale and zero point into the weights: every weight is
+      // exactly what PackedMatrix::dequantize_row gives.
+      const __m512 codes = lut_codes<Bits>();
+      __m512 lut[NR];
+      clear();
       for (int64_t g = 0; g < w.groups(); ++g) {
-        for (int m = 0; m < MR; ++m)
-          for (int r = 0; r < NR; ++r) lo[m][r] = hi[m][r] = _mm512_setzero_ps();
-        const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
-        for (int64_t j = g * p.chunks_per_group; j < j_end; ++j)
-          for (int r = 0; r < NR; ++r) {
+        unroll<NR>([&](auto r) {
+          const float s = w.row_scales(n0 + r)[g], z = static_cast<float>(w.row_zeros(n0 + r)[g]);
+          lut[r] = _mm512_mul_ps(_mm512_set1_ps(s), _mm512_sub_ps(codes, _mm512_set1_ps(z)));
+        });
+        group_steps<Cpg>(p, g, [&](int64_t j) {
+          unroll<NR>([&](auto r) {
+            __m512i idx[4];
+            load_code_indices<Bits>(wr[r], j, idx);
             __m512 c[4];
-            load_codes_f32<Bits>(wr[r], j, c);
-            for (int m = 0; m < MR; ++m) {
+            unroll<4>([&](auto q) { c[q] = _mm512_permutexvar_ps(idx[q], lut[r]); });
+            unroll<MR>([&](auto m) {
               const float* xp = xr[m] + 64 * j;
               lo[m][r] = _mm512_fmadd_ps(c[0], _mm512_load_ps(xp), lo[m][r]);
               hi[m][r] = _mm512_fmadd_ps(c[2], _mm512_load_ps(xp + 32), hi[m][r]);
               lo[m][r] = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo[m][r]);
               hi[m][r] = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi[m][r]);
-            }
-          }
-        for (int r = 0; r < NR; ++r) {
+            });
+          });
+        });
+      }
+      unroll<MR>([&](auto m) {
+        unroll<NR>([&](auto r) { store(p, m0 + m, n0 + r, _mm512_reduce_add_ps(_mm512_add_ps(lo[m][r], hi[m][r]))); });
+      });
+      return;
+    } else {
+      for (int64_t g = 0; g < w.groups(); ++g) {
+        clear();
+        group_steps<Cpg>(p, g, step);
+        unroll<NR>([&](auto r) {
           const __m512 s = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
-          for (int m = 0; m < MR; ++m) total[m][r] = _mm512_fmadd_ps(_mm512_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
-        }
+          unroll<MR>([&](auto m) {
+            total[m][r] = _mm512_fmadd_ps(_mm512_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
+          });
+        });
       }
     }
-    for (int m = 0; m < MR; ++m)
-      for (int r = 0; r < NR; ++r) {
+    unroll<MR>([&](auto m) {
+      unroll<NR>([&](auto r) {
         const int64_t n = n0 + r;
         float v = _mm512_reduce_add_ps(total[m][r]);
         if constexpr (Bits != 8)
           v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
         store(p, m0 + m, n, v);
-      }
+      });
+    });
   }
 };
 
@@ -267,6 +347,8 @@ void int8_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
     run_blocked<Int8Kernel<Bits, Groups::PerRow>, 4, 4, 4>(p, n_begin, n_end);
   else if (p.w->group_size() == 32)
     run_blocked<Int8Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+  else if (p.chunks_per_group == 2)
+    run_blocked<Int8Kernel<Bits, Groups::Multiple64, 2>, 4, 2, 4>(p, n_begin, n_end);
   else
     run_blocked<Int8Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
 }
@@ -275,6 +357,8 @@ template <int Bits>
 void f32_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
   if (p.w->group_size() == 32 && p.w->groups() > 1)
     run_blocked<F32Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
+  else if (p.w->groups() > 1 && p.chunks_per_group == 2)
+    run_blocked<F32Kernel<Bits, Groups::Multiple64, 2>, 4, 2, 4>(p, n_begin, n_end);
   else
     run_blocked<F32Kernel<Bits, Groups::Multiple64>, 4, 2, 4>(p, n_begin, n_end);
 }

@@ -6,11 +6,23 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "kernels/matmul_targets.h"
 
 namespace qf::kernels::detail {
 namespace {
+
+// Calls f(std::integral_constant<int, i>) for i = 0 .. N-1 as straight-line
+// code. Register tiles must be unrolled this way, not by loops the optimizer
+// unrolls: GCC 12 keeps arrays indexed by such loops partly in memory or
+// copies them between registers on every iteration, but scalarizes arrays
+// whose indices are constants from the start.
+template <int N, class F>
+[[gnu::always_inline]] inline void unroll(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }
+  (std::make_integer_sequence<int, N>{});
+}
 
 enum class Groups { PerRow, Multiple64, Of32 };
 
