@@ -70,6 +70,7 @@ struct F32Kernel {
       unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { lo[m][r] = hi[m][r] = _mm256_setzero_ps(); }); });
     };
     auto step = [&](int64_t j) {
+      prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
       unroll<NR>([&](auto r) {
         __m256 e[8];
         load_eighths<Bits>(wr[r], j, e);

@@ -166,6 +166,7 @@ struct Int8Kernel {
       if constexpr (kGroupSums) unroll<NR>([&](auto r) { wsum[r] = _mm512_setzero_si512(); });
     };
     auto step = [&](int64_t j) {
+      prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
       __m512i c[NR];
       unroll<NR>([&](auto r) { c[r] = load_codes<Bits>(wr[r], j); });
       if constexpr (kGroupSums) unroll<NR>([&](auto r) { wsum[r] = _mm512_dpbusd_epi32(wsum[r], offset, c[r]); });
@@ -255,6 +256,7 @@ struct F32Kernel {
       unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { lo[m][r] = hi[m][r] = _mm512_setzero_ps(); }); });
     };
     auto step = [&](int64_t j) {
+      prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
       unroll<NR>([&](auto r) {
         __m512 c[4];
         load_codes_f32<Bits>(wr[r], j, c);

@@ -71,6 +71,22 @@ inline Problem make_problem(const MatmulArgs& a, bool int8) {
   return p;
 }
 
+// Decode reads each weight row once, NR rows side by side. The hardware
+// prefetchers stop at 4 KB page boundaries, which a block of short rows
+// crosses every few chunks, so the single-row (GEMV) loops prefetch the same
+// bytes of the next block of NR rows while they work on this one.
+inline constexpr int64_t kPrefetchBytes = 16384;  // at least this far ahead, in whole blocks
+template <int MR, int NR, int Bits>
+[[gnu::always_inline]] inline void prefetch_next_rows(const uint8_t* const* wr, int64_t row_bytes, int64_t j) {
+  if constexpr (MR == 1) {
+    const int64_t block = NR * row_bytes, ahead = block * ((kPrefetchBytes + block - 1) / block);
+    // asm, not __builtin_prefetch: GCC 12 drops the builtin from some of these loops.
+    unroll<NR>([&](auto r) {
+      asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(wr[r] + ahead + 8 * Bits * j)));
+    });
+  }
+}
+
 inline void store(const Problem& p, int64_t m, int64_t n, float v) {
   float& y = p.y[m * p.ldy + n];
   y = p.accumulate ? y + v : v;
