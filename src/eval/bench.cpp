@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -33,9 +35,20 @@ std::vector<int32_t> pseudo_random_tokens(int64_t n, int64_t vocab) {
 }  // namespace
 
 uint64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "VmHWM:   1234 kB"
+  }
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+bool reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  clear.flush();
+  return static_cast<bool>(clear);
 }
 
 double triad_bandwidth_gbps(int n_threads, uint64_t bytes_per_array, int repetitions) {
@@ -86,7 +99,7 @@ BenchResult run_bench(const model::Model& model, const BenchOptions& opt) {
   r.pp_tokens_per_s = static_cast<double>(opt.prompt_tokens) / best_pp;
   r.tg_tokens_per_s = static_cast<double>(opt.gen_tokens) / best_tg;
   r.decode_weight_gbps = static_cast<double>(r.decode_bytes) * r.tg_tokens_per_s / 1e9;
-  r.peak_rss_bytes = peak_rss_bytes();  // before the triad's own buffers
+  r.peak_rss_bytes = peak_rss_bytes();  // before a triad measured here allocates its buffers
   r.triad_gbps = opt.triad_gbps > 0 ? opt.triad_gbps : triad_bandwidth_gbps(rt.n_threads());
   r.bound_ratio = r.decode_weight_gbps / r.triad_gbps;
   return r;

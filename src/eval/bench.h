@@ -28,7 +28,7 @@ struct BenchResult {
   double decode_weight_gbps = 0;   // decode_bytes * tg tokens/s / 1e9
   double triad_gbps = 0;           // STREAM triad bandwidth on this many threads
   double bound_ratio = 0;          // decode_weight_gbps / triad_gbps
-  uint64_t peak_rss_bytes = 0;     // of the process after loading and running (triad buffers excluded)
+  uint64_t peak_rss_bytes = 0;     // of the process since the last reset_peak_rss() (or its start), after running
 };
 
 BenchResult run_bench(const model::Model& model, const BenchOptions& options);
@@ -38,7 +38,12 @@ BenchResult run_bench(const model::Model& model, const BenchOptions& options);
 // 3 arrays of traffic per pass as STREAM does. GB/s (1e9 bytes).
 double triad_bandwidth_gbps(int n_threads, uint64_t bytes_per_array = 256ull << 20, int repetitions = 5);
 
-// Peak resident set size of this process (getrusage), bytes.
+// Peak resident set size of this process, bytes: VmHWM of /proc/self/status
+// (getrusage's maximum where that is unreadable).
 uint64_t peak_rss_bytes();
+// Restarts the peak at the current resident size (Linux: "5" to
+// /proc/self/clear_refs), so several measurements in one process each get
+// their own peak. Returns false where the kernel does not allow it.
+bool reset_peak_rss();
 
 }  // namespace qf::eval

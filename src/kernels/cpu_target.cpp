@@ -119,7 +119,7 @@ Target default_target() {
 }
 
 std::string describe_targets() {
-  return fmt::format("{} (supported: {})", target_name(default_target()), names(true));
+  return names(true);
 }
 
 }  // namespace qf::kernels

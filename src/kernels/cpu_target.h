@@ -33,7 +33,7 @@ std::vector<Target> supported_targets();
 // name there throws qf::Error saying which targets this CPU has).
 Target default_target();
 
-// "avx512vnni (supported: scalar, avx2, avxvnni, avx512vnni)" for logs and bench output.
+// "scalar, avx2, avxvnni, avx512vnni": the targets this CPU supports, for messages.
 std::string describe_targets();
 
 }  // namespace qf::kernels

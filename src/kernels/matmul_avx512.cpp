@@ -298,6 +298,7 @@ struct F32Kernel {
           lut[r] = _mm512_mul_ps(_mm512_set1_ps(s), _mm512_sub_ps(codes, _mm512_set1_ps(z)));
         });
         group_steps<Cpg>(p, g, [&](int64_t j) {
+          prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
           unroll<NR>([&](auto r) {
             __m512i idx[4];
             load_code_indices<Bits>(wr[r], j, idx);

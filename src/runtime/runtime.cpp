@@ -85,7 +85,7 @@ Runtime::Runtime(const model::Model& model, RuntimeOptions options)
       target_(options.kernel_target ? *options.kernel_target : kernels::default_target()),
       int8_activations_(options.int8_activations),
       scratch_(std::make_unique<Scratch>()) {
-  QF_CHECK(kernels::target_supported(target_), "kernel target {} is not supported on this CPU ({})",
+  QF_CHECK(kernels::target_supported(target_), "kernel target {} is not supported on this CPU (it has: {})",
            kernels::target_name(target_), kernels::describe_targets());
   const model::ModelConfig& c = model_.config;
   with_context(model_.source.empty() ? std::string("model") : model_.source, [&] {
@@ -97,6 +97,16 @@ Runtime::Runtime(const model::Model& model, RuntimeOptions options)
     QF_CHECK((!model_.embed.empty() || model_.embed_packed) && (!model_.lm_head.empty() || model_.lm_head_packed) &&
                  !model_.final_norm.empty(),
              "model is missing its embedding, head or final norm");
+    // The kernels trust the shapes: a packed matrix must be the layer it stands for.
+    auto check_packed = [](const kernels::PackedMatrix* w, int64_t rows, int64_t cols, const std::string& name) {
+      QF_CHECK(!w || (w->rows() == rows && w->cols() == cols), "packed {} is [{}, {}], the config needs [{}, {}]", name,
+               w ? w->rows() : 0, w ? w->cols() : 0, rows, cols);
+    };
+    for (const model::LinearLayer& l : model::all_linears(c))
+      check_packed(model_.layers[static_cast<size_t>(l.layer)].packed_weight(l.kind), l.out_features, l.in_features,
+                   l.name);
+    check_packed(model_.embed_packed.get(), c.vocab_size, c.hidden_size, "embedding");
+    check_packed(model_.lm_head_packed.get(), c.vocab_size, c.hidden_size, "lm_head");
     cache_ = KVCache(c.n_layers, resolve_context(c, options.context), c.kv_dim());
   });
   pool_ = std::make_unique<ThreadPool>(n_threads_);

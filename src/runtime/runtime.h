@@ -1,4 +1,5 @@
-// The fp32 forward pass of a model::Model with a KV cache.
+// The forward pass of a model::Model with a KV cache: float layers on
+// OpenBLAS, packed (quantized) layers on the integer kernels of src/kernels.
 //
 //   model::Model m = model::load_model("stories260K.bin");
 //   runtime::Runtime rt(m, {.n_threads = 4});

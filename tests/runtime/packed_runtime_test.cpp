@@ -175,6 +175,33 @@ TEST(PackedRuntime, Int8ActivationsStayCloseToFloat) {
   EXPECT_NE(q, f);
 }
 
+// bench --types packs an untied head too; it must compute what its dequantized copy does.
+TEST(PackedRuntime, PackedHeadMatchesItsDequantizedCopy) {
+  const Model m = llama_model(10);
+  ASSERT_FALSE(m.config.tie_embeddings);
+  const quant::Scheme s = quant::Scheme::parse("int4:g32");
+  const Model packed = model::rtn_packed_model(m, s, /*head=*/true, 2);
+  ASSERT_NE(packed.lm_head_packed, nullptr);
+  EXPECT_TRUE(packed.lm_head.empty());
+  Model reference = model::dequantized_model(quantize_all(m, "int4:g32"));
+  reference.lm_head = quant::dequantize(quant::quantize(m.lm_head, s));
+  expect_close(run(packed, {}), run(reference, {}), 2e-5, "packed head");
+}
+
+// A packed matrix of the wrong shape is refused before the kernels could write past a buffer.
+TEST(PackedRuntime, PackedShapesAreChecked) {
+  const Model m = llama_model(11);
+  Model packed = model::packed_model(quantize_all(m, "int8:channel"));
+  packed.layers[1].packed[static_cast<size_t>(model::LinearKind::Q)] =
+      packed.layers[1].packed[static_cast<size_t>(model::LinearKind::Up)];
+  try {
+    Runtime rt(packed, {});
+    FAIL() << "accepted a misshapen packed layer";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.1.self_attn.q_proj"), std::string::npos) << e.what();
+  }
+}
+
 // --- the real stories260K ---------------------------------------------------
 
 const std::string kDir = std::string(QF_SHARED_DATA) + "/stories260K";

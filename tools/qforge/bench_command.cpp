@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "eval/bench.h"
 #include "kernels/cpu_target.h"
+#include "model/linear_layers.h"
 #include "model/model.h"
 #include "model/packed_weights.h"
 #include "model/synthetic.h"
@@ -31,13 +32,16 @@ struct BenchCliOptions {
   bool json = false;
 };
 
-// "f32", or a weight scheme the integer kernels run ("int8", "int4:g128").
-std::optional<quant::Scheme> parse_type(const std::string& type) {
+// "f32", or a weight scheme the integer kernels run ("int8", "int4:g128")
+// on every matrix of `c` (checked before any type runs).
+std::optional<quant::Scheme> parse_type(const std::string& type, const model::ModelConfig& c) {
   if (type == "f32") return std::nullopt;
   quant::Scheme s = quant::Scheme::parse(type);
   std::string why;
-  // Column counts of real models are multiples of 64; only the scheme matters here.
-  QF_CHECK(model::kernels_support(s, 4096, &why), "--types {}: {}", type, why);
+  for (const model::LinearLayer& l : model::all_linears(c))
+    QF_CHECK(model::kernels_support(s, l.in_features, &why), "--types {}: {} ({}: {} columns)", type, why, l.name,
+             l.in_features);
+  QF_CHECK(model::kernels_support(s, c.hidden_size, &why), "--types {}: {} (lm_head)", type, why);
   return s;
 }
 
@@ -70,16 +74,25 @@ void run_bench(BenchCliOptions opt) {
   QF_CHECK(opt.model.empty() != opt.synthetic.empty(), "give either a MODEL path or --synthetic NAME");
   apply_runtime_flags(opt.runtime, opt.bench.runtime);
   if (opt.bench.n_threads <= 0) opt.bench.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  QF_CHECK(!(opt.f32_head && !opt.synthetic.empty()),
+           "--f32-head applies to a MODEL; synthetic models quantize their embedding and head tables too");
+  // A model given by path is loaded once, before the bound is measured.
+  std::optional<model::Model> base;
+  if (!opt.types.empty() && opt.synthetic.empty()) base.emplace(model::load_model(opt.model));
+  const model::ModelConfig config = base ? base->config : model::ModelConfig{};
   std::vector<std::optional<quant::Scheme>> schemes;
-  for (const std::string& t : opt.types) schemes.push_back(parse_type(t));
+  for (const std::string& t : opt.types)
+    schemes.push_back(parse_type(t, base ? config : model::synthetic_config(opt.synthetic)));
 
-  // The bound first, while the process holds nothing else (its buffers are freed again).
+  // The bound first, while the process holds no model yet (its buffers are freed again);
+  // each type then gets its own peak RSS.
   opt.bench.triad_gbps = eval::triad_bandwidth_gbps(opt.bench.n_threads);
   const std::string name = opt.synthetic.empty() ? opt.model : "synthetic " + opt.synthetic;
   std::vector<TypeResult> results;
   int64_t params = 0;
   if (opt.types.empty()) {
     // The model as stored: quantized folders run on the kernels.
+    eval::reset_peak_rss();
     const model::Model m = opt.synthetic.empty()
                                ? model::load_model(opt.model, load_options(opt.runtime))
                                : model::synthetic_model(opt.synthetic, 1, opt.bench.n_threads);
@@ -88,16 +101,18 @@ void run_bench(BenchCliOptions opt) {
   } else if (!opt.synthetic.empty()) {
     // One model per type, generated (and quantized layer by layer) for it alone.
     for (size_t i = 0; i < schemes.size(); ++i) {
+      eval::reset_peak_rss();
       const model::Model m =
           model::synthetic_model(opt.synthetic, {.seed = 1, .n_threads = opt.bench.n_threads, .packed_scheme = schemes[i]});
       params = m.parameter_count();
       results.push_back({opt.types[i], eval::run_bench(m, opt.bench)});
     }
   } else {
-    const model::Model base = model::load_model(opt.model);
-    params = base.parameter_count();
+    params = base->parameter_count();
     for (size_t i = 0; i < schemes.size(); ++i) {
-      const model::Model m = schemes[i] ? model::rtn_packed_model(base, *schemes[i], !opt.f32_head, opt.bench.n_threads) : base;
+      eval::reset_peak_rss();  // the float model stays resident throughout
+      const model::Model m =
+          schemes[i] ? model::rtn_packed_model(*base, *schemes[i], !opt.f32_head, opt.bench.n_threads) : *base;
       results.push_back({opt.types[i], eval::run_bench(m, opt.bench)});
     }
   }

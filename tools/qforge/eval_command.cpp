@@ -52,6 +52,8 @@ void run_eval(const EvalCliOptions& opt) {
   popt.max_windows = opt.max_windows;
 
   const std::string text = read_text(opt.text);
+  runtime::RuntimeOptions flags;  // a bad --target is reported before a long load
+  apply_runtime_flags(opt.runtime, flags);
   const model::Model model = model::load_model(opt.model, load_options(opt.runtime));
   const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.model));
   QF_CHECK(tok->vocab_size() <= model.config.vocab_size, "{}: the tokenizer has {} tokens but the model only {}",
@@ -60,8 +62,7 @@ void run_eval(const EvalCliOptions& opt) {
   size_t longest = 0;
   for (const auto& w : windows) longest = std::max(longest, w.tokens.size());
 
-  runtime::RuntimeOptions ropt;
-  apply_runtime_flags(opt.runtime, ropt);
+  runtime::RuntimeOptions ropt = flags;
   ropt.n_threads = opt.threads;
   ropt.context = static_cast<int64_t>(longest);
   runtime::Runtime rt(model, ropt);

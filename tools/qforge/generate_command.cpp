@@ -31,13 +31,14 @@ struct GenerateOptions {
 };
 
 void run_generate(const GenerateOptions& opt) {
+  runtime::RuntimeOptions flags;  // a bad --target is reported before a long load
+  apply_runtime_flags(opt.runtime, flags);
   const model::Model model = model::load_model(opt.model, load_options(opt.runtime));
   const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.model));
   std::vector<int32_t> prompt = tok->encode(opt.prompt, /*add_bos=*/tok->vocab().add_bos);
   QF_CHECK(!prompt.empty(), "the prompt is empty and the tokenizer has no BOS token to start from");
 
-  runtime::RuntimeOptions ropt;
-  apply_runtime_flags(opt.runtime, ropt);
+  runtime::RuntimeOptions ropt = flags;
   ropt.n_threads = opt.threads;
   ropt.context = opt.ctx;
   runtime::Runtime rt(model, ropt);

@@ -18,7 +18,7 @@ model::LoadOptions load_options(const RuntimeFlags& flags) { return {.integer_ke
 
 void apply_runtime_flags(const RuntimeFlags& flags, runtime::RuntimeOptions& options) {
   const kernels::Target t = flags.target.empty() ? kernels::default_target() : kernels::parse_target(flags.target);
-  QF_CHECK(kernels::target_supported(t), "--target {} is not supported on this CPU ({})", flags.target,
+  QF_CHECK(kernels::target_supported(t), "--target {} is not supported on this CPU (it has: {})", flags.target,
            kernels::describe_targets());
   options.kernel_target = t;
   options.int8_activations = flags.int8_acts;
