@@ -20,7 +20,9 @@
 // GCC 12's AVX-512 intrinsics start from self-initialized "undefined"
 // registers, which its uninitialized-use warnings flag at every inlined call.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace qf::kernels::detail {
 namespace {

@@ -81,8 +81,10 @@ template <int MR, int NR, int Bits>
   if constexpr (MR == 1) {
     const int64_t block = NR * row_bytes, ahead = block * ((kPrefetchBytes + block - 1) / block);
     // asm, not __builtin_prefetch: GCC 12 drops the builtin from some of these loops.
+    // (The address is a local: clang 14 does not capture variables named only in asm operands.)
     unroll<NR>([&](auto r) {
-      asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(wr[r] + ahead + 8 * Bits * j)));
+      const char* line = reinterpret_cast<const char*>(wr[r] + ahead + 8 * Bits * j);
+      asm volatile("prefetcht0 %0" : : "m"(*line));
     });
   }
 }
