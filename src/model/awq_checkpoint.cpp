@@ -168,11 +168,7 @@ void save_awq_folder(const std::string& dir, const QuantizedModel& qm, const tok
   std::set<std::string> names;
   for (const auto& [name, t] : packed) names.insert(name);
   // Layers the model keeps in float (--skip) must be skipped by loaders too.
-  for (const auto& [name, l] : known) {
-    bool quantized = false;
-    for (const QuantizedLinear& ql : qm.linears) quantized = quantized || ql.name == name;
-    if (!quantized) not_converted.push_back(name);
-  }
+  for (std::string& name : float_linears(qm)) not_converted.push_back(std::move(name));
   const std::vector<formats::NamedTensor> tensors =
       tensors_replacing_linears(with_floats, names, [&](const std::string& name) { return packed.at(name); });
   if (rounded) notice("AWQ stores fp16 scales: F32 scales were rounded to the nearest fp16 value");

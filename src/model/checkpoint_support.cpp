@@ -63,6 +63,15 @@ std::map<std::string, LinearLayer> linears_by_name(const ModelConfig& config) {
   return out;
 }
 
+std::vector<std::string> float_linears(const QuantizedModel& qm) {
+  std::set<std::string> quantized;
+  for (const QuantizedLinear& ql : qm.linears) quantized.insert(ql.name);
+  std::vector<std::string> out;
+  for (const auto& [name, l] : linears_by_name(qm.model.config))
+    if (!quantized.count(name)) out.push_back(name);
+  return out;
+}
+
 std::vector<formats::NamedTensor> read_folder_tensors(const fs::path& folder, std::string* file) {
   std::error_code ec;
   if (!fs::is_regular_file(folder / "model.safetensors", ec) &&

@@ -35,6 +35,9 @@ nlohmann::json read_config_file(const std::string& file);
 std::optional<std::string> quant_method_of(const std::string& path);
 
 std::map<std::string, LinearLayer> linears_by_name(const ModelConfig& config);
+// The linear layers of qm's model that qm does not quantize (kept in float,
+// e.g. --skip), in name order: the writers list them so loaders skip them too.
+std::vector<std::string> float_linears(const QuantizedModel& qm);
 
 // The safetensors tensors of a quantized folder: model.safetensors, a sharded
 // index, or else the folder's only *.safetensors file (AutoGPTQ names its file

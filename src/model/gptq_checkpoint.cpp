@@ -256,11 +256,7 @@ void save_gptq_folder(const std::string& dir, const QuantizedModel& qm, const to
   std::set<std::string> names;
   for (const auto& [name, t] : packed) names.insert(name);
   // Layers the model keeps in float (--skip) must be skipped by loaders too.
-  for (const auto& [name, l] : known) {
-    bool quantized = false;
-    for (const QuantizedLinear& ql : qm.linears) quantized = quantized || ql.name == name;
-    if (!quantized) float_layers.push_back(name);
-  }
+  for (std::string& name : float_linears(qm)) float_layers.push_back(std::move(name));
   const std::vector<formats::NamedTensor> tensors =
       tensors_replacing_linears(with_floats, names, [&](const std::string& name) { return packed.at(name); });
   if (rounded) notice("GPTQ stores fp16 scales: F32 scales were rounded to the nearest fp16 value");
