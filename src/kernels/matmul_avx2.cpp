@@ -63,6 +63,7 @@ struct F32Kernel {
     const uint8_t* wr[NR];
     const float* xr[MR];
     unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    const NextRowsPrefetch<MR, NR, Bits> prefetch(wr, w.row_bytes());
     unroll<MR>([&](auto m) { xr[m] = x.f32_row(m0 + m); });
     __m256 total[MR][NR], lo[MR][NR], hi[MR][NR];
     unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { total[m][r] = _mm256_setzero_ps(); }); });
@@ -70,7 +71,7 @@ struct F32Kernel {
       unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { lo[m][r] = hi[m][r] = _mm256_setzero_ps(); }); });
     };
     auto step = [&](int64_t j) {
-      prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
+      prefetch.chunk(j);
       unroll<NR>([&](auto r) {
         __m256 e[8];
         load_eighths<Bits>(wr[r], j, e);

@@ -132,14 +132,24 @@ __m512 pair_scales(const float* s, int64_t j, int64_t groups) {
   return _mm512_insertf32x8(_mm512_set1_ps(s[2 * j]), _mm256_set1_ps(hi), 1);
 }
 
-// Runs step(j) over group g's chunks; with Cpg > 0 a full group is straight-line code.
-template <int Cpg, class Step>
-[[gnu::always_inline]] inline void group_steps(const Problem& p, int64_t g, Step&& step) {
-  const int64_t j0 = g * p.chunks_per_group, j_end = min64(p.chunks, j0 + p.chunks_per_group);
+// Calls group(g, chunks) for every group g of a row, where chunks(step) calls
+// step(j) for each of group g's chunks. With Cpg > 0 the whole groups of Cpg
+// chunks run in a loop of their own as straight-line code, and only a ragged
+// last group in the general loop: one loop holding both kept GCC 12 from
+// keeping the accumulators in registers.
+template <int Cpg, class Group>
+[[gnu::always_inline]] inline void for_each_group(const Problem& p, Group&& group) {
+  int64_t g = 0;
   if constexpr (Cpg > 0) {
-    if (j_end - j0 == Cpg) return unroll<Cpg>([&](auto i) { step(j0 + i); });
+    for (const int64_t whole = p.chunks / Cpg; g < whole; ++g)
+      group(g, [&](auto&& step) { unroll<Cpg>([&](auto i) { step(g * Cpg + i); }); });
   }
-  for (int64_t j = j0; j < j_end; ++j) step(j);
+  for (; g < p.w->groups(); ++g) {
+    group(g, [&](auto&& step) {
+      const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
+      for (int64_t j = g * p.chunks_per_group; j < j_end; ++j) step(j);
+    });
+  }
 }
 
 // --- Int8 ------------------------------------------------------------------
@@ -155,6 +165,7 @@ struct Int8Kernel {
     const uint8_t* wr[NR];
     const int8_t* xr[MR];
     unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    const NextRowsPrefetch<MR, NR, Bits> prefetch(wr, w.row_bytes());
     unroll<MR>([&](auto m) { xr[m] = x.q_row(m0 + m); });
     // 8 bits: vpdpbusd multiplies unsigned by signed bytes, so the activations
     // go in offset by +128 and 128 * (code sum) comes out again: per row from
@@ -168,7 +179,7 @@ struct Int8Kernel {
       if constexpr (kGroupSums) unroll<NR>([&](auto r) { wsum[r] = _mm512_setzero_si512(); });
     };
     auto step = [&](int64_t j) {
-      prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
+      prefetch.chunk(j);
       __m512i c[NR];
       unroll<NR>([&](auto r) { c[r] = load_codes<Bits>(wr[r], j); });
       if constexpr (kGroupSums) unroll<NR>([&](auto r) { wsum[r] = _mm512_dpbusd_epi32(wsum[r], offset, c[r]); });
@@ -212,12 +223,12 @@ struct Int8Kernel {
     unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { fsum[m][r] = _mm512_setzero_ps(); }); });
     __m512 scale[NR];
     if constexpr (G == Groups::Multiple64) {
-      for (int64_t g = 0; g < w.groups(); ++g) {
+      for_each_group<Cpg>(p, [&](int64_t g, auto&& chunks) {
         clear();
-        group_steps<Cpg>(p, g, step);
+        chunks(step);
         unroll<NR>([&](auto r) { scale[r] = _mm512_set1_ps(w.row_scales(n0 + r)[g]); });
         fold(scale);
-      }
+      });
     } else {
       for (int64_t j = 0; j < p.chunks; ++j) {
         clear();
@@ -251,6 +262,7 @@ struct F32Kernel {
     const uint8_t* wr[NR];
     const float* xr[MR];
     unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    const NextRowsPrefetch<MR, NR, Bits> prefetch(wr, w.row_bytes());
     unroll<MR>([&](auto m) { xr[m] = x.f32_row(m0 + m); });
     __m512 total[MR][NR], lo[MR][NR], hi[MR][NR];
     unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { total[m][r] = _mm512_setzero_ps(); }); });
@@ -258,7 +270,7 @@ struct F32Kernel {
       unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { lo[m][r] = hi[m][r] = _mm512_setzero_ps(); }); });
     };
     auto step = [&](int64_t j) {
-      prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
+      prefetch.chunk(j);
       unroll<NR>([&](auto r) {
         __m512 c[4];
         load_codes_f32<Bits>(wr[r], j, c);
@@ -294,13 +306,13 @@ struct F32Kernel {
       const __m512 codes = lut_codes<Bits>();
       __m512 lut[NR];
       clear();
-      for (int64_t g = 0; g < w.groups(); ++g) {
+      for_each_group<Cpg>(p, [&](int64_t g, auto&& chunks) {
         unroll<NR>([&](auto r) {
           const float s = w.row_scales(n0 + r)[g], z = static_cast<float>(w.row_zeros(n0 + r)[g]);
           lut[r] = _mm512_mul_ps(_mm512_set1_ps(s), _mm512_sub_ps(codes, _mm512_set1_ps(z)));
         });
-        group_steps<Cpg>(p, g, [&](int64_t j) {
-          prefetch_next_rows<MR, NR, Bits>(wr, w.row_bytes(), j);
+        chunks([&](int64_t j) {
+          prefetch.chunk(j);
           unroll<NR>([&](auto r) {
             __m512i idx[4];
             load_code_indices<Bits>(wr[r], j, idx);
@@ -315,22 +327,22 @@ struct F32Kernel {
             });
           });
         });
-      }
+      });
       unroll<MR>([&](auto m) {
         unroll<NR>([&](auto r) { store(p, m0 + m, n0 + r, _mm512_reduce_add_ps(_mm512_add_ps(lo[m][r], hi[m][r]))); });
       });
       return;
     } else {
-      for (int64_t g = 0; g < w.groups(); ++g) {
+      for_each_group<Cpg>(p, [&](int64_t g, auto&& chunks) {
         clear();
-        group_steps<Cpg>(p, g, step);
+        chunks(step);
         unroll<NR>([&](auto r) {
           const __m512 s = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
           unroll<MR>([&](auto m) {
             total[m][r] = _mm512_fmadd_ps(_mm512_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
           });
         });
-      }
+      });
     }
     unroll<MR>([&](auto m) {
       unroll<NR>([&](auto r) {

@@ -74,20 +74,39 @@ inline Problem make_problem(const MatmulArgs& a, bool int8) {
 // Decode reads each weight row once, NR rows side by side. The hardware
 // prefetchers stop at 4 KB page boundaries, which a block of short rows
 // crosses every few chunks, so the single-row (GEMV) loops prefetch the same
-// bytes of the next block of NR rows while they work on this one.
+// bytes of the next block of NR rows while they work on this one. Made once
+// per block: the distance takes a division, which GCC 12 otherwise repeats
+// inside the group loops (it cost W4A8 decode a third of its speed).
 inline constexpr int64_t kPrefetchBytes = 16384;  // at least this far ahead, in whole blocks
 template <int MR, int NR, int Bits>
-[[gnu::always_inline]] inline void prefetch_next_rows(const uint8_t* const* wr, int64_t row_bytes, int64_t j) {
-  if constexpr (MR == 1) {
-    const int64_t block = NR * row_bytes, ahead = block * ((kPrefetchBytes + block - 1) / block);
-    // asm, not __builtin_prefetch: GCC 12 drops the builtin from some of these loops.
-    // (The address is a local: clang 14 does not capture variables named only in asm operands.)
-    unroll<NR>([&](auto r) {
-      const char* line = reinterpret_cast<const char*>(wr[r] + ahead + 8 * Bits * j);
-      asm volatile("prefetcht0 %0" : : "m"(*line));
-    });
+class NextRowsPrefetch {
+ public:
+  [[gnu::always_inline]] NextRowsPrefetch(const uint8_t* const* wr, int64_t row_bytes) {
+    if constexpr (MR == 1) {
+      const int64_t block = NR * row_bytes, ahead = block * ((kPrefetchBytes + block - 1) / block);
+      unroll<NR>([&](auto r) { next_[r] = wr[r] + ahead; });
+    }
   }
-}
+  // The cache lines that start within chunk j, each line once (a chunk of
+  // fewer than 64 bytes shares its line with its neighbours).
+  [[gnu::always_inline]] void chunk(int64_t j) const {
+    if constexpr (MR == 1) {
+      constexpr uint64_t kChunkBytes = 8 * Bits;
+      const uint64_t first = kChunkBytes * static_cast<uint64_t>(j);
+      const uint64_t line = (first + kChunkBytes - 1) & ~uint64_t{63};
+      if (line < first) return;
+      // asm, not __builtin_prefetch: GCC 12 drops the builtin from some of these loops.
+      // (The address is a local: clang 14 does not capture variables named only in asm operands.)
+      unroll<NR>([&](auto r) {
+        const char* address = reinterpret_cast<const char*>(next_[r] + line);
+        asm volatile("prefetcht0 %0" : : "m"(*address));
+      });
+    }
+  }
+
+ private:
+  const uint8_t* next_[NR] = {};
+};
 
 inline void store(const Problem& p, int64_t m, int64_t n, float v) {
   float& y = p.y[m * p.ldy + n];
