@@ -26,6 +26,15 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, int64
 float gelu_tanh(float x);
 // x * sigmoid(x)
 float silu(float x);
+// gate[i] = silu(gate[i]) * up[i] for n floats (SwiGLU), with exp_approx:
+// a loop the compiler turns into SIMD, where libm's expf is a call per element
+// (it was 1.5% of a decode step).
+void silu_mul(float* gate, const float* up, int64_t n);
+// e^x within 2 ulp of expf for x in [ln FLT_MIN, 127.5 ln 2] = [-87.34, 88.38];
+// outside, the value at the nearer end (about FLT_MIN, or 2.4e38: silu's x / (1 + e^-x)
+// is then x or -0 to float precision either way); NaN stays NaN. Cody-Waite
+// reduction to [-ln2/2, ln2/2], Cephes' degree-6 polynomial, 2^n by exponent bits.
+float exp_approx(float x);
 
 // Sum of a[i] * b[i] in eight interleaved partial sums (so the compiler can
 // use SIMD without -ffast-math), added up at the end.

@@ -318,7 +318,7 @@ void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int
   linear(L, LinearKind::Gate, *f_in, gate, ff, preload_bias(L.b_gate, T, ff, gate, ff));
   linear(L, LinearKind::Up, *f_in, up, ff, preload_bias(L.b_up, T, ff, up, ff));
   for_rows(T, ff, [&](int64_t b, int64_t e) {
-    for (int64_t i = b * ff; i < e * ff; ++i) gate[i] = k::silu(gate[i]) * up[i];
+    k::silu_mul(gate + b * ff, up + b * ff, (e - b) * ff);
   });
   if (!L.b_down.empty()) add_bias(L.b_down, T, H, x, H);
   auto d_in = linear_input(l, L, InputSite::FfnHidden, gate, T, ff);
