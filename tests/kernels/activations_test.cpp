@@ -68,5 +68,20 @@ TEST(Activations, ReuseRewritesPaddingAndNonFiniteRowsGetANanScale) {
   EXPECT_TRUE(std::isnan(a.scale[1]));
 }
 
+TEST(Activations, ANaNAnywhereInARowGivesANanScale) {
+  // Rows of 70: positions 0-63 go through the four-wide loops, 64-69 through the scalar tail.
+  for (int64_t pos : {0, 13, 63, 64, 69}) {
+    std::vector<float> x(70, 0.5f);
+    x[static_cast<size_t>(pos)] = std::nanf("");
+    Activations a;
+    prepare_activations(a, x.data(), 1, 70, 70, true);
+    EXPECT_TRUE(std::isnan(a.scale[0])) << "NaN at " << pos;
+    x[static_cast<size_t>(pos)] = -2.0f;  // the row's absolute maximum, negative: code -127
+    prepare_activations(a, x.data(), 1, 70, 70, true);
+    EXPECT_EQ(a.scale[0], 2.0f / 127.0f);
+    EXPECT_EQ(a.q_row(0)[pos], -127) << pos;
+  }
+}
+
 }  // namespace
 }  // namespace qf::kernels
