@@ -3,9 +3,9 @@
 //
 // kernels_bench times one matrix over and over, so its weights sit in the
 // last-level cache and its GB/s is a cache figure. A decode step instead reads
-// every layer once: this benchmark builds the linear layers of a Llama-1B
-// (hidden 2048, MLP 5632, 4 kv heads, 22 layers, a 32000-row head: the
-// shapes of `qforge bench --synthetic llama-1b`) as packed matrices with random
+// every layer once: this benchmark builds the linear layers of
+// `qforge bench --synthetic llama-1b` (hidden 2048, MLP 5632, 4 kv heads, 22
+// layers, a 32000-row head) as packed matrices with random
 // codes, and per iteration multiplies one activation row by all of them in
 // order, splitting output rows over the threads in blocks of 16 as the runtime
 // does. Counters: weight_GBps (packed bytes read per second) and of_triad
@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +27,8 @@
 #include "kernels/cpu_target.h"
 #include "kernels/matmul.h"
 #include "kernels/packed_matrix.h"
+#include "model/linear_layers.h"
+#include "model/synthetic.h"
 
 namespace {
 
@@ -59,14 +60,12 @@ struct Shape {
   int64_t rows, cols;
 };
 
-// One layer's q, k, v, o, gate, up, down, then the head after the last layer.
-std::vector<Shape> llama_1b_shapes() {
-  constexpr int64_t kHidden = 2048, kMlp = 5632, kKv = 256, kLayers = 22, kVocab = 32000;
-  const std::vector<Shape> layer = {{kHidden, kHidden}, {kKv, kHidden},  {kKv, kHidden}, {kHidden, kHidden},
-                                    {kMlp, kHidden},    {kMlp, kHidden}, {kHidden, kMlp}};
+// Every linear layer of `qforge bench --synthetic llama-1b`, in the order a
+// decode step reads them, then the head.
+std::vector<Shape> decode_shapes(const qf::model::ModelConfig& c) {
   std::vector<Shape> all;
-  for (int64_t l = 0; l < kLayers; ++l) all.insert(all.end(), layer.begin(), layer.end());
-  all.push_back({kVocab, kHidden});
+  for (const qf::model::LinearLayer& l : qf::model::all_linears(c)) all.push_back({l.out_features, l.in_features});
+  all.push_back({c.vocab_size, c.hidden_size});
   return all;
 }
 
@@ -101,7 +100,8 @@ double triad_gbps(int threads) {
 
 void BM_DecodeStream(benchmark::State& state, StreamType t, Target target, int threads) {
   const double bound = triad_gbps(threads);  // before the weights take memory
-  const std::vector<Shape> shapes = llama_1b_shapes();
+  const qf::model::ModelConfig c = qf::model::synthetic_config("llama-1b");
+  const std::vector<Shape> shapes = decode_shapes(c);
   std::vector<PackedMatrix> ws;
   ws.reserve(shapes.size());
   uint64_t bytes = 0;
@@ -110,17 +110,20 @@ void BM_DecodeStream(benchmark::State& state, StreamType t, Target target, int t
     bytes += ws.back().bytes();
   }
   // Inputs of both widths, prepared once: their cost is the runtime's, not the kernels'.
-  std::vector<float> x(5632);
+  const int64_t hidden = c.hidden_size, mlp = c.intermediate_size;
+  std::vector<float> x(static_cast<size_t>(std::max(hidden, mlp)));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int64_t>(i * 7919 % 201) - 100) / 37.0f;
   const bool int8 = t.precision == ActivationPrecision::Int8;
   Activations narrow, wide;
-  qf::kernels::prepare_activations(narrow, x.data(), 1, 2048, 2048, int8);
-  qf::kernels::prepare_activations(wide, x.data(), 1, 5632, 5632, int8);
-  std::vector<float> y(32000);
+  qf::kernels::prepare_activations(narrow, x.data(), 1, hidden, hidden, int8);
+  qf::kernels::prepare_activations(wide, x.data(), 1, mlp, mlp, int8);
+  int64_t widest = 0;
+  for (const Shape& s : shapes) widest = std::max(widest, s.rows);
+  std::vector<float> y(static_cast<size_t>(widest));
   qf::ThreadPool pool(threads);
   auto step = [&] {
     for (const PackedMatrix& w : ws) {
-      const Activations& a = w.cols() == 2048 ? narrow : wide;
+      const Activations& a = w.cols() == hidden ? narrow : wide;
       constexpr int64_t kBlock = 16;
       const int64_t rows = w.rows(), blocks = (rows + kBlock - 1) / kBlock;
       pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {

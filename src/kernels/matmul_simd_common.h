@@ -75,10 +75,10 @@ inline Problem make_problem(const MatmulArgs& a, bool int8) {
 // prefetchers stop at 4 KB page boundaries, which a block of short rows
 // crosses every few chunks, so the single-row (GEMV) loops prefetch the same
 // bytes of the next block of NR rows while they work on this one, into L2
-// (prefetcht1: measured 3-5% faster decode than prefetcht0 into L1 for int4
+// (prefetcht1: measured 3-7% faster decode than prefetcht0 into L1 for int4
 // and int8 alike, on 2 threads, A/B interleaved in one process). Made once
 // per block: the distance takes a division, which GCC 12 otherwise repeats
-// inside the group loops (it cost W4A8 decode a third of its speed).
+// inside the group loops (W4A8 g128 ran a quarter slower from L2 for it).
 inline constexpr int64_t kPrefetchBytes = 16384;  // at least this far ahead, in whole blocks
 template <int MR, int NR, int Bits>
 class NextRowsPrefetch {
