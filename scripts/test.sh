@@ -12,9 +12,16 @@ bash scripts/install-deps.sh
 # ccache (when present) may reuse objects across clones of the tree.
 export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 
-# The independent GGUF reader of the GgufCli tests (skipped without it).
+# The independent GGUF reader of the GgufCli tests, and real llama.cpp
+# (node-llama-cpp's prebuilt CPU binaries; --ignore-scripts: its postinstall
+# would try to download or build llama.cpp) for tests/llama_cpp. The tests
+# that need them skip, saying why, when they cannot be installed.
 if command -v npm > /dev/null 2>&1; then
   npm ci --prefix tests/gguf_js --no-audit --no-fund
+  npm ci --prefix tests/llama_cpp --ignore-scripts --no-audit --no-fund ||
+    echo "test.sh: npm could not install node-llama-cpp; the llama.cpp judge tests (LlamaCppJudge) will skip"
+else
+  echo "test.sh: npm is missing; the @huggingface/gguf and llama.cpp judge tests will skip"
 fi
 
 echo "== release build + tests"
@@ -25,10 +32,11 @@ ctest --preset release -j "$jobs"
 echo "== asan/ubsan build + tests"
 cmake --preset asan
 cmake --build --preset asan -j "$jobs"
-# The stories260K quantization orderings (QuantizeCli) and GGUF perplexity
-# comparisons (GgufCli) run the same library code the algo and formats tests
-# cover under the sanitizers, for minutes; release only.
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" -E '^(QuantizeCli|GgufCli)\.'
+# The stories260K quantization orderings (QuantizeCli), GGUF perplexity
+# comparisons (GgufCli) and llama.cpp's scoring of every GGUF type
+# (LlamaCppJudge) run the same library code the algo and formats tests cover
+# under the sanitizers, for minutes; release only.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" -E '^(QuantizeCli|GgufCli|LlamaCppJudge)\.'
 
 
 echo "== fuzz (${fuzz_seconds}s per target)"
