@@ -47,7 +47,10 @@ std::vector<Window> line_windows(const tokenizer::Tokenizer& tok, std::string_vi
 }
 
 std::vector<Window> chunk_windows(const tokenizer::Tokenizer& tok, std::string_view text, const ProtocolOptions& opt) {
-  const std::vector<int32_t> ids = tok.encode(text, /*add_bos=*/false);
+  // llama-perplexity tokenizes with the vocabulary's BOS in front and cuts
+  // that sequence, so without it every window would sit one token later than
+  // llama.cpp's and score other tokens.
+  const std::vector<int32_t> ids = tok.encode(text, /*add_bos=*/tok.vocab().add_bos);
   const int64_t n = static_cast<int64_t>(ids.size());
   QF_CHECK(n >= opt.n_ctx, "the text has {} tokens, fewer than one {}-token chunk (use a longer text or --ctx)", n,
            opt.n_ctx);

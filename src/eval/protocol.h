@@ -5,7 +5,8 @@
 //            tokenizer's dummy-prefix space), every next token scored with full
 //            context; a line longer than n_ctx tokens is cut to its first
 //            n_ctx (as a model trained on n_ctx-token sequences is scored).
-//   chunks   llama.cpp's `perplexity`: the whole text tokenized once, cut into
+//   chunks   llama.cpp's `perplexity`: the whole text tokenized once (BOS first
+//            when the vocabulary adds one, as llama-perplexity does), cut into
 //            non-overlapping windows of n_ctx tokens whose first token is
 //            replaced by BOS; only the second half of each window is scored,
 //            so every scored token has at least n_ctx/2 tokens of context.

@@ -30,7 +30,9 @@ TEST(Protocol, ChunksScoreTheSecondHalfOfEachWindowStartingAtBos) {
   QF_REQUIRE_SHARED_DATA(kTok);
   const auto tok = stories_tokenizer();
   const std::string text = austen(20000);
-  const auto ids = tok->encode(text, false);
+  // As llama-perplexity: BOS + the text, cut into windows (not the text alone).
+  const auto ids = tok->encode(text, true);
+  ASSERT_EQ(ids[0], tok->bos_id());
   const ProtocolOptions opt{.protocol = Protocol::Chunks, .n_ctx = 128};
   const auto windows = make_windows(*tok, text, opt);
   ASSERT_EQ(windows.size(), ids.size() / 128);

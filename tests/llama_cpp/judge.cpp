@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <unistd.h>
+
 namespace qf::test {
 namespace {
 
@@ -87,6 +89,26 @@ JudgeRun run_judge(std::span<const JudgeJob> jobs, const fs::path& work, int thr
     run.results.push_back(std::move(res));
   }
   return run;
+}
+
+JudgePerplexity judge_perplexity(const std::string& model, const std::string& text, int ctx, const std::string& base,
+                                 int threads) {
+  const fs::path out = fs::temp_directory_path() / ("qf_judge_ppl_" + std::to_string(::getpid()) + ".json");
+  const std::string cmd = "node " + (kJudgeDir / "llama_perplexity.mjs").string() + " " + model + " " + text + " " +
+                          std::to_string(ctx) + " " + (base.empty() ? "''" : base) + " " + std::to_string(threads) +
+                          " > " + out.string();
+  const int rc = std::system(cmd.c_str());
+  const std::string body = read_file(out);
+  fs::remove(out);
+  if (rc != 0) throw std::runtime_error("llama.cpp perplexity failed: " + cmd);
+  const nlohmann::json j = nlohmann::json::parse(body);
+  JudgePerplexity p;
+  p.ppl = j.at("ppl").get<double>();
+  p.scored = j.at("scored").get<int64_t>();
+  p.kld_mean = j["kld_mean"].is_null() ? 0.0 : j["kld_mean"].get<double>();
+  p.top1 = j["top1"].is_null() ? 0.0 : j["top1"].get<double>();
+  p.cpu_backend = j.value("cpu_backend", "?");
+  return p;
 }
 
 Agreement compare_with_judge(const Tensor& logits, std::span<const float> probs, std::span<const int32_t> tokens) {

@@ -42,6 +42,17 @@ std::optional<std::string> judge_unavailable();
 // probability files. Throws std::runtime_error when node itself fails.
 JudgeRun run_judge(std::span<const JudgeJob> jobs, const std::filesystem::path& work, int threads = 2);
 
+// llama-perplexity's protocol run by llama.cpp itself
+// (tests/llama_cpp/llama_perplexity.mjs): perplexity of `model` on `text`
+// in windows of `ctx` tokens and, with a base, KLD and top-1 against it.
+struct JudgePerplexity {
+  double ppl = 0, kld_mean = 0, top1 = 0;
+  int64_t scored = 0;
+  std::string cpu_backend;
+};
+JudgePerplexity judge_perplexity(const std::string& model, const std::string& text, int ctx,
+                                 const std::string& base = "", int threads = 2);
+
 // qforge's logits [T, V] against llama.cpp's probabilities for the same tokens.
 struct Agreement {
   double mean_kld = 0;          // mean over positions of KL(llama.cpp || qforge)

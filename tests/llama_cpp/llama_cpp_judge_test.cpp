@@ -26,6 +26,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/gguf_model.h"
 #include "judge.h"
@@ -287,6 +288,29 @@ TEST_F(LlamaCppJudge, WideSyntheticLlamaEveryKTypeAgrees) {
     tokens.push_back(static_cast<int32_t>(std::discrete_distribution<size_t>(w.begin(), w.end())(rng)));
   }
   judge_matrix("wide", source, false, tokens, kWideLimits);
+}
+
+// `qforge eval --protocol chunks` is llama-perplexity's protocol: on the whole
+// evaluation text, llama.cpp's perplexity of our F32 file equals qforge's,
+// and for a quantized file both the perplexity and the KLD against F32 agree.
+TEST_F(LlamaCppJudge, ChunkedPerplexityAndKldMatchLlamaPerplexity) {
+  const std::string f32 = path("s_f32.gguf"), q4 = path("s_q4_k_m.gguf");
+  ASSERT_EQ(run_qforge("convert " + shared_data_path(kStories) + " " + f32).exit_code, 0);
+  ASSERT_EQ(run_qforge("quantize " + shared_data_path(kStories) + " -o " + q4 + " --format gguf --weights q4_k_m").exit_code, 0);
+  const auto eval = [&](const std::string& file, const std::string& extra) {
+    const auto r = run_qforge("eval " + file + " --text " + text_ + " --protocol chunks --ctx 128 --json -t 2" + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const JudgePerplexity lf = judge_perplexity(f32, text_, 128), lq = judge_perplexity(q4, text_, 128, f32);
+  const nlohmann::json qf = eval(f32, ""), qq = eval(q4, " --baseline " + f32);
+  std::cout << fmt::format("llama.cpp ({}): F32 PPL {:.5f}, Q4_K_M PPL {:.5f} KLD {:.5f} top-1 {:.2f}%, {} tokens\n",
+                           lf.cpu_backend, lf.ppl, lq.ppl, lq.kld_mean, 100 * lq.top1, lq.scored);
+  std::cout << fmt::format("qforge:           F32 PPL {:.5f}, Q4_K_M PPL {:.5f} KLD {:.5f}\n",
+                           qf["perplexity"].get<double>(), qq["perplexity"].get<double>(), qq["baseline"]["kld_mean"].get<double>());
+  EXPECT_NEAR(qf["perplexity"].get<double>() / lf.ppl, 1.0, 1e-4);
+  EXPECT_NEAR(qq["perplexity"].get<double>() / lq.ppl, 1.0, 0.005);
+  EXPECT_NEAR(qq["baseline"]["kld_mean"].get<double>() / lq.kld_mean, 1.0, 0.05);
 }
 
 // The judge's refusal is seen: a truncated file comes back not ok, with
