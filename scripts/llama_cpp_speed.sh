@@ -28,11 +28,11 @@ done
 best() { sort -g | tail -n 1; }
 qforge_tg() {  # $1 file, $2 extra flags
   "$qforge" bench "$1" --pp 16 --tg 128 -t "$threads" --json $2 2> /dev/null |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["results"][0]["tg_tokens_per_s"])'
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).results[0].tg_tokens_per_s))'
 }
 llama_tg() {
   node tests/llama_cpp/bench_decode.mjs "$1" 128 "$threads" 16 |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["tokens_per_s"], d["cpu_backend"])'
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s);console.log(d.tokens_per_s,d.cpu_backend)})'
 }
 
 printf '%-8s %10s %12s %14s %12s %14s %8s\n' type MB "llama.cpp" "qforge f32-a" ratio "qforge int8-a" ratio
@@ -49,7 +49,7 @@ for type in q4_0 q4_k_m q8_0; do
   qb=$(printf '%s\n' "${q[@]}" | best)
   q8b=$(printf '%s\n' "${q8[@]}" | best)
   mb=$(( $(stat -c %s "$file") / 1000000 ))
-  python3 -c "import sys; t,mb,l,q,q8=sys.argv[1:]; l,q,q8=map(float,(l,q,q8)); print(f'{t:<8} {mb:>10} {l:>12.2f} {q:>14.2f} {q/l:>11.2f}x {q8:>14.2f} {q8/l:>7.2f}x')" \
-    "$type" "$mb" "$lb" "$qb" "$q8b"
+  awk -v t="$type" -v mb="$mb" -v l="$lb" -v q="$qb" -v q8="$q8b" \
+    'BEGIN { printf "%-8s %10s %12.2f %14.2f %11.2fx %14.2f %7.2fx\n", t, mb, l, q, q / l, q8, q8 / l }'
 done
 echo "tokens/s of 128 decoded tokens, best of $reps alternated runs, $threads threads; llama.cpp CPU backend: ${backend:-?}"
