@@ -630,7 +630,7 @@ std::optional<Vocab> gguf_vocab(const GgufMetadata& m) {
   return v;
 }
 
-GgufModel gguf_model_from_contents(const GgufContents& contents) {
+GgufModel gguf_model_from_contents(const GgufContents& contents, const GgufModelReadOptions& options) {
   return with_context(contents.display_name, [&] {
     GgufModel out;
     ModelConfig& c = out.config;
@@ -677,13 +677,27 @@ GgufModel gguf_model_from_contents(const GgufContents& contents) {
       const Shape expected = gguf_shape(*r.rule, c);
       QF_CHECK(shape_equal(info->shape, expected), "tensor {} has shape {} (row-major), expected {}",
                quote(info->name), shape_to_string(info->shape), shape_to_string(expected));
+      std::string hf_name = full_name(*r.rule, r.layer, Side::Hf, t);
+      if (options.keep_blocks && gguf_is_codec_type(info->type) && info->shape.size() == 2 &&
+          options.keep_blocks(info->type, hf_name)) {
+        const int64_t rows = info->shape[0];
+        const int64_t row_bytes = static_cast<int64_t>(gguf_row_bytes(info->type, info->shape[1]));
+        Tensor raw = Tensor::view(DType::U8, {rows, row_bytes}, contents.tensor_bytes(*info).data(), contents.owner);
+        // Blocks run along rows, so the q/k permutation moves whole block rows;
+        // GPT-2's Conv1D transpose is skipped: blocks stay [out, in] as stored.
+        if (r.rule->transform != Transform::Transpose) raw = apply(*r.rule, raw, c, false);
+        out.blocks.emplace(std::move(hf_name), GgufBlocks{info->type, std::move(raw)});
+        continue;
+      }
       const Tensor stored = contents.tensor(*info);
-      out.tensors.push_back({full_name(*r.rule, r.layer, Side::Hf, t), apply(*r.rule, stored, c, false)});
+      out.tensors.push_back({std::move(hf_name), apply(*r.rule, stored, c, false)});
     }
     return out;
   });
 }
 
-GgufModel read_gguf_model(const std::string& path) { return gguf_model_from_contents(read_gguf(path)); }
+GgufModel read_gguf_model(const std::string& path, const GgufModelReadOptions& options) {
+  return gguf_model_from_contents(read_gguf(path), options);
+}
 
 }  // namespace qf::formats

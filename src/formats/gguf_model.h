@@ -150,6 +150,9 @@ inline void write_gguf_model(const std::string& path, const model::ModelConfig& 
 struct GgufModel {
   model::ModelConfig config;
   std::vector<NamedTensor> tensors;       // HF names, row-major, HF layout, in file order
+  // Block tensors kept as stored (GgufModelReadOptions::keep_blocks) by HF
+  // name, [out, in] in HF row order (q/k rows permuted back), not in `tensors`.
+  std::map<std::string, GgufBlocks> blocks;
   std::optional<tokenizer::Vocab> vocab;  // when the file has tokenizer.ggml.tokens
   std::string name;                       // general.name ("" when absent)
 };
@@ -158,8 +161,15 @@ struct GgufModel {
 // qwen2, gpt2). An unknown architecture or tokenizer model, a missing or
 // mistyped required key, a missing or unexpected tensor, a wrong shape or an
 // unsupported (quantized) tensor type is a qf::Error naming the file and it.
-GgufModel read_gguf_model(const std::string& path);
-GgufModel gguf_model_from_contents(const GgufContents& contents);
+struct GgufModelReadOptions {
+  // Matrices of a block type for which this returns true (given the type and
+  // the HF name) are handed out as their stored blocks in GgufModel::blocks,
+  // zero-copy unless q/k rows move, instead of dequantized to F32: what the
+  // integer kernels repack without a float copy (model/gguf_packing.h).
+  std::function<bool(GgmlType type, const std::string& hf_name)> keep_blocks;
+};
+GgufModel read_gguf_model(const std::string& path, const GgufModelReadOptions& options = {});
+GgufModel gguf_model_from_contents(const GgufContents& contents, const GgufModelReadOptions& options = {});
 
 // The pieces, for tools and tests.
 GgufMetadata gguf_model_metadata(const model::ModelConfig& config, const tokenizer::Vocab* vocab, DType dtype,

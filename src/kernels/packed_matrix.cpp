@@ -90,7 +90,7 @@ void PackedMatrix::set_row(int64_t r, std::span<const uint8_t> codes, std::span<
   for (int64_t k = 0; k < cols_; ++k)
     QF_CHECK(codes[k] <= max_code, "row {} column {}: code {} does not fit {} bits", r, k, codes[k], bits_);
   for (int64_t g = 0; g < groups_; ++g) {
-    QF_CHECK(std::isfinite(scales[g]) && scales[g] > 0.0f, "row {} column {}: group scale {} must be finite and > 0",
+    QF_CHECK(std::isfinite(scales[g]), "row {} column {}: group scale {} must be finite",
              r, g * group_size_, scales[g]);
     if (bits_ == 8)
       QF_CHECK(zeros[g] == 128, "row {} column {}: 8-bit codes must be symmetric (zero point 128), got {}", r,

@@ -54,7 +54,8 @@ class PackedMatrix {
   static bool supports(int bits, int64_t group_size, int64_t cols);
 
   // Row r from unpacked unsigned codes (cols bytes, each < 2^bits: the codes
-  // of quant/row_codec.h), its group scales (groups() floats, finite, > 0)
+  // of quant/row_codec.h), its group scales (groups() finite floats; zero and
+  // negative scales are allowed, as GGUF's Q4_0 blocks carry them)
   // and zero points (groups() values < 2^bits; for 8 bits each must be 128).
   // Throws qf::Error naming row and column of a bad code or parameter.
   void set_row(int64_t r, std::span<const uint8_t> codes, std::span<const float> scales,

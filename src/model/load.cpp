@@ -1,6 +1,9 @@
 // load_model: from a checkpoint path to a runtime-ready Model.
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -9,6 +12,8 @@
 #include "formats/gguf_model.h"
 #include "formats/llama2c.h"
 #include "formats/strict_json.h"
+#include "model/gguf_packing.h"
+#include "model/linear_layers.h"
 #include "model/model.h"
 #include "model/packed_weights.h"
 #include "model/quantized_checkpoint.h"
@@ -40,6 +45,44 @@ Model from_llama2c(const std::string& path) {
   return build_model(std::move(config), l.tensors, path);
 }
 
+// A GGUF model whose Q4_0 / Q8_0 linear layers (and untied output head) go
+// from their blocks straight into the kernels' layout; other block types and
+// the embedding table are dequantized as on the reference path.
+Model packed_gguf_model(const std::string& path) {
+  static constexpr std::string_view kLinearSuffixes[] = {
+      "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+      "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",    "attn.c_attn.weight",
+      "attn.c_proj.weight",      "mlp.c_fc.weight",         "mlp.c_proj.weight"};
+  formats::GgufModelReadOptions ro;
+  ro.keep_blocks = [](formats::GgmlType type, const std::string& hf_name) {
+    if (!gguf_kernels_support(type)) return false;
+    if (hf_name == "lm_head.weight") return true;
+    for (std::string_view suffix : kLinearSuffixes)
+      if (hf_name.ends_with(suffix)) return true;
+    return false;
+  };
+  formats::GgufModel g = formats::read_gguf_model(path, ro);
+  // Packed weights are named without GPT-2's "transformer." prefix (build_model's `external`).
+  std::map<std::string, formats::GgufBlocks> packed;
+  for (auto& [name, blocks] : g.blocks)
+    packed.emplace(name.starts_with("transformer.") ? name.substr(12) : name, std::move(blocks));
+  std::set<std::string> external;
+  for (const auto& entry : packed) external.insert(entry.first);
+  Model m = build_model(std::move(g.config), g.tensors, path, external);
+  if (const auto head = packed.find("lm_head.weight"); head != packed.end()) {
+    m.lm_head_packed = pack_gguf_blocks(head->second, m.config.hidden_size);
+    packed.erase(head);
+  }
+  for (const LinearLayer& l : all_linears(m.config)) {
+    const auto it = packed.find(l.name + ".weight");
+    if (it == packed.end()) continue;
+    m.layers[static_cast<size_t>(l.layer)].packed[static_cast<size_t>(l.kind)] = pack_gguf_blocks(it->second, l.in_features);
+    packed.erase(it);
+  }
+  QF_CHECK(packed.empty(), "{}: block tensor {} is not a linear layer of this model", path, packed.begin()->first);
+  return m;
+}
+
 }  // namespace
 
 bool is_gguf_file(const std::filesystem::path& p) {
@@ -69,6 +112,7 @@ Model load_model(const std::string& path, const LoadOptions& options) {
 
   if (!fs::is_directory(status) && p.extension() == ".bin") return from_llama2c(path);
   if (is_gguf_file(p)) {
+    if (options.integer_kernels) return packed_gguf_model(path);
     formats::GgufModel g = formats::read_gguf_model(path);  // q/k already back in rotate_half layout
     return build_model(std::move(g.config), g.tensors, path);
   }

@@ -124,7 +124,10 @@ TEST_F(GgufCli, Q8_0AndQ4_0FilesScoreExactlyLikeTheInMemoryQuantization) {
                                                                                 : formats::GgmlType::Q4_0);
     EXPECT_EQ(c.find("token_embd.weight")->type, formats::GgmlType::Q8_0);  // tied: the output's type
 
-    const double file_ppl = eval_file(file)["perplexity"].get<double>();
+    // The reference path bit for bit; the integer kernels (Q4_0 and Q8_0
+    // blocks repacked, qforge eval's default) to float rounding.
+    const double file_ppl = eval_file(file, 0, " --dequantize")["perplexity"].get<double>();
+    EXPECT_NEAR(eval_file(file)["perplexity"].get<double>() / file_ppl, 1.0, 1e-5);
     const double memory_ppl =
         perplexity(quantized_in_memory(float_model, formats::parse_gguf_recipe(spec)), model_, text_);
     EXPECT_EQ(file_ppl, memory_ppl);
@@ -180,20 +183,21 @@ TEST_F(GgufCli, ConvertsToAndFromQuantizedGguf) {
   const formats::GgufContents contents = formats::read_gguf(path("folder.gguf"));
   EXPECT_EQ(contents.find("blk.2.ffn_gate.weight")->type, formats::GgmlType::Q4_0);
   EXPECT_EQ(contents.metadata.get<uint32_t>("general.file_type"), 0u);  // down_proj is ragged: written F32
-  EXPECT_EQ(eval_file(path("folder.gguf"), 4)["perplexity"].get<double>(),
+  EXPECT_EQ(eval_file(path("folder.gguf"), 4, " --dequantize")["perplexity"].get<double>(),
             eval_file(path("folder"), 4, " --dequantize")["perplexity"].get<double>());
   // A GPTQ checkpoint (symmetric int4, groups of 32, fp16 scales) becomes Q4_0 blocks exactly.
   ASSERT_EQ(run_qforge("quantize " + model_ + " -o " + path("gptq") + " --format gptq --weights int4:g32").exit_code, 0);
   const auto g = run_qforge("convert " + path("gptq") + " " + path("gptq.gguf"));
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_EQ(formats::read_gguf(path("gptq.gguf")).find("blk.0.attn_q.weight")->type, formats::GgmlType::Q4_0);
-  EXPECT_EQ(eval_file(path("gptq.gguf"), 4)["perplexity"].get<double>(),
+  EXPECT_EQ(eval_file(path("gptq.gguf"), 4, " --dequantize")["perplexity"].get<double>(),
             eval_file(path("gptq"), 4, " --dequantize")["perplexity"].get<double>());
   // Quantized GGUF to a plain Hugging Face folder (f32: lossless) and back to a mixture.
   ASSERT_EQ(run_qforge("quantize " + model_ + " -o " + path("q.gguf") + " --format gguf --weights q4_0").exit_code, 0);
   const auto h = run_qforge("convert " + path("q.gguf") + " " + path("hf"));
   ASSERT_EQ(h.exit_code, 0) << h.err;
-  EXPECT_EQ(eval_file(path("hf"), 4)["perplexity"].get<double>(), eval_file(path("q.gguf"), 4)["perplexity"].get<double>());
+  EXPECT_EQ(eval_file(path("hf"), 4)["perplexity"].get<double>(),
+            eval_file(path("q.gguf"), 4, " --dequantize")["perplexity"].get<double>());
   const auto m = run_qforge("convert " + model_ + " " + path("c.gguf") + " --to q5_k_m");
   ASSERT_EQ(m.exit_code, 0) << m.err;
   EXPECT_EQ(formats::read_gguf(path("c.gguf")).metadata.get<uint32_t>("general.file_type"), 17u);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "error_of.h"
@@ -126,8 +127,17 @@ TEST(PackedMatrix, BadArgumentsThrowClearErrors) {
   c[70] = 16;
   expect_error([&] { p.set_row(1, c, s, z); }, {"row 1 column 70", "code 16"});
   c[70] = 1;
-  s[1] = 0.0f;
+  s[1] = std::numeric_limits<float>::quiet_NaN();
   expect_error([&] { p.set_row(0, c, s, z); }, {"row 0 column 64", "scale"});
+  s[1] = std::numeric_limits<float>::infinity();
+  expect_error([&] { p.set_row(0, c, s, z); }, {"row 0 column 64", "scale"});
+  // GGUF's Q4_0 blocks carry zero and negative scales (ggml's d = max / -8).
+  s = {0.0f, -0.5f};
+  p.set_row(0, c, s, z);
+  std::vector<float> w(100);
+  p.dequantize_row(0, w);
+  EXPECT_EQ(w[0], 0.0f);
+  EXPECT_EQ(w[64], -0.5f * (1 - 8));
   s[1] = 0.5f;
   z[0] = 16;
   expect_error([&] { p.set_row(0, c, s, z); }, {"zero point 16"});
