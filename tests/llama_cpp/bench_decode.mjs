@@ -4,7 +4,7 @@
 //
 // Usage: node bench_decode.mjs MODEL.gguf [N=128] [threads=2] [prompt_tokens=16]
 // Prints one JSON line: {"model", "tg_tokens", "seconds", "tokens_per_s", "cpu_backend"}.
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { openLlama } from "./llama.mjs";
 
 const [modelPath, nArg, threadsArg, promptArg] = process.argv.slice(2);
 if (!modelPath) {
@@ -12,14 +12,8 @@ if (!modelPath) {
   process.exit(2);
 }
 const n = Number(nArg ?? 128), threads = Number(threadsArg ?? 2), promptTokens = Number(promptArg ?? 16);
-let cpuBackend = "unknown";
-const llama = await getLlama({
-  gpu: false, build: "never", progressLogs: false, logLevel: LlamaLogLevel.debug,
-  logger: (level, message) => {
-    const m = /loaded CPU backend from (\S+)/.exec(message);
-    if (m) cpuBackend = m[1].replace(/^.*libggml-cpu-/, "").replace(/\.so$/, "");
-  },
-});
+const judge = await openLlama();
+const llama = judge.llama;
 const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
 const context = await model.createContext({ contextSize: 512, batchSize: 512, threads });
 const sequence = context.getSequence();
@@ -33,7 +27,7 @@ for await (const token of sequence.evaluate(prompt, { temperature: 0 })) {
   if (++generated > n) break;
 }
 const seconds = (performance.now() - start) / 1000;
-console.log(JSON.stringify({ model: modelPath, tg_tokens: n, seconds, tokens_per_s: n / seconds, cpu_backend: cpuBackend }));
+console.log(JSON.stringify({ model: modelPath, tg_tokens: n, seconds, tokens_per_s: n / seconds, cpu_backend: judge.cpuBackend }));
 await context.dispose();
 await model.dispose();
 await llama.dispose();

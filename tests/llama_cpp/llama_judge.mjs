@@ -17,7 +17,7 @@
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { f32Cache, fullDistribution, openLlama } from "./llama.mjs";
 
 const jobsPath = process.argv[2];
 if (!jobsPath) {
@@ -26,22 +26,9 @@ if (!jobsPath) {
 }
 const spec = JSON.parse(readFileSync(jobsPath, "utf8"));
 
-// ggml picks one of several CPU builds (haswell, skylakex, zen4,
-// sapphirerapids, ...) for this CPU at load time; which one ran is part of
-// the verdict, since a wrong SIMD path makes llama.cpp itself score nonsense.
-let cpuBackend = "unknown";
 const logLines = [];
-const llama = await getLlama({
-  gpu: false,
-  build: "never",
-  progressLogs: false,
-  logLevel: LlamaLogLevel.debug,
-  logger: (level, message) => {
-    const m = /loaded CPU backend from (\S+)/.exec(message);
-    if (m) cpuBackend = m[1].replace(/^.*libggml-cpu-/, "").replace(/\.so$/, "");
-    if (level === "error" || level === "warn") logLines.push(message.trim());
-  },
-});
+const judge = await openLlama({ onWarning: (line) => logLines.push(line) });
+const llama = judge.llama;
 const modules = join(dirname(fileURLToPath(import.meta.url)), "node_modules");
 const readJson = (p) => { try { return JSON.parse(readFileSync(join(modules, p), "utf8")); } catch { return {}; } };
 const packageVersion = readJson("node-llama-cpp/package.json").version;
@@ -62,15 +49,10 @@ for (const job of spec.jobs) {
       const n = job.tokens.length;
       const size = Math.max(64, Math.ceil((n + 1) / 64) * 64);
       context = await model.createContext({
-        contextSize: size, batchSize: size, threads: spec.threads ?? 2, flashAttention: false,
-        // llama.cpp keeps K and V in F16 by default; F32 so that only the
-        // file's weights, not the cache, separate its numbers from qforge's.
-        experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+        contextSize: size, batchSize: size, threads: spec.threads ?? 2, flashAttention: false, ...f32Cache,
       });
       const sequence = context.getSequence();
-      // temperature 1 and no truncation: the probabilities are softmax(logits).
-      const next = { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } };
-      const out = await sequence.controlledEvaluate(job.tokens.map((t) => [t, { generateNext: next }]));
+      const out = await sequence.controlledEvaluate(job.tokens.map((t) => [t, { generateNext: fullDistribution }]));
       let vocab = 0;
       for (const o of out) vocab = Math.max(vocab, o?.next?.probabilities?.size ?? 0);
       const probs = new Float32Array(n * vocab);
@@ -92,5 +74,5 @@ for (const job of spec.jobs) {
   }
   results.push(result);
 }
-process.stdout.write(JSON.stringify({ llama_cpp: { node_llama_cpp: packageVersion, release: llamaCppRelease, cpu_backend: cpuBackend }, results }) + "\n");
+process.stdout.write(JSON.stringify({ llama_cpp: { node_llama_cpp: packageVersion, release: llamaCppRelease, cpu_backend: judge.cpuBackend }, results }) + "\n");
 await llama.dispose();

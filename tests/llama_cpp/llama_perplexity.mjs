@@ -8,7 +8,7 @@
 // Usage: node llama_perplexity.mjs MODEL.gguf TEXT CTX [BASE.gguf] [threads=2] [max_windows=0]
 // Prints one JSON line: {"ppl", "scored", "windows", "kld_mean", "top1", "cpu_backend"}.
 import { readFileSync } from "node:fs";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { f32Cache, fullDistribution, openLlama } from "./llama.mjs";
 
 const [modelPath, textPath, ctxArg, basePath, threadsArg, maxArg] = process.argv.slice(2);
 if (!modelPath || !textPath || !ctxArg) {
@@ -16,28 +16,20 @@ if (!modelPath || !textPath || !ctxArg) {
   process.exit(2);
 }
 const nCtx = Number(ctxArg), threads = Number(threadsArg ?? 2), maxWindows = Number(maxArg ?? 0);
-let cpuBackend = "unknown";
-const llama = await getLlama({
-  gpu: false, build: "never", progressLogs: false, logLevel: LlamaLogLevel.debug,
-  logger: (level, message) => {
-    const m = /loaded CPU backend from (\S+)/.exec(message);
-    if (m) cpuBackend = m[1].replace(/^.*libggml-cpu-/, "").replace(/\.so$/, "");
-  },
-});
+const judge = await openLlama();
+const llama = judge.llama;
 
 async function open(path) {
   const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
   const context = await model.createContext({
-    contextSize: nCtx, batchSize: nCtx, threads, flashAttention: false,
-    experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+    contextSize: nCtx, batchSize: nCtx, threads, flashAttention: false, ...f32Cache,
   });
   return { model, context, sequence: context.getSequence() };
 }
-const next = { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } };
 async function windowProbs(side, tokens) {
   await side.sequence.clearHistory();
   const first = nCtx / 2;
-  const out = await side.sequence.controlledEvaluate(tokens.map((t, i) => (i >= first && i < nCtx - 1 ? [t, { generateNext: next }] : t)));
+  const out = await side.sequence.controlledEvaluate(tokens.map((t, i) => (i >= first && i < nCtx - 1 ? [t, { generateNext: fullDistribution }] : t)));
   return out;
 }
 
@@ -68,7 +60,7 @@ for (let w = 0; w < windows; w++) {
 }
 console.log(JSON.stringify({
   model: modelPath, ppl: Math.exp(nll / scored), scored, windows,
-  kld_mean: base ? kld / scored : null, top1: base ? same / scored : null, cpu_backend: cpuBackend,
+  kld_mean: base ? kld / scored : null, top1: base ? same / scored : null, cpu_backend: judge.cpuBackend,
 }));
 for (const side of [target, base]) if (side) { await side.context.dispose(); await side.model.dispose(); }
 await llama.dispose();
