@@ -48,9 +48,19 @@ void subtract_min_term(const PackedMatrix& w, const Activations& x, bool f32, fl
       }
     }
     for (int64_t n = n_begin; n < n_end; ++n) {
+      // Eight independent partial sums: the compiler vectorizes them (SSE
+      // here, as this file has no target flags), where one running sum would
+      // be a chain of dependent adds as long as the row's groups (64 for a
+      // 2048-wide Q4_K row, which then cost about as much as its product).
       const float* mins = w.row_mins(n);
+      const float* gs = sums.data();
+      float part[8] = {};
+      int64_t g = 0;
+      for (; g + 8 <= groups; g += 8)
+        for (int i = 0; i < 8; ++i) part[i] += mins[g + i] * gs[g + i];
       float t = 0.0f;
-      for (int64_t g = 0; g < groups; ++g) t += mins[g] * sums[static_cast<size_t>(g)];
+      for (; g < groups; ++g) t += mins[g] * gs[g];
+      for (float v : part) t += v;
       y[m * ldy + n] -= t;
     }
   }
