@@ -9,7 +9,7 @@
 //              simulated activation quantization does (runtime/activation_quant.cpp),
 //              so the int8 kernels reproduce a simulated W8A8 model;
 // q never holds -128 (the AVX2 kernels rely on that: |q| * |w| pairs fit int16).
-// block_sums[m, b] = sum of q[m, 32b .. 32b+31] (the zero-point term of
+// block_sums[m, b] = sum of q[m, 16b .. 16b+15] (the zero-point and min terms of
 // asymmetric weight groups), f32_block_sums the same over x.
 #pragma once
 
@@ -20,7 +20,8 @@
 
 namespace qf::kernels {
 
-inline constexpr int64_t kSumBlock = 32;
+// 16, not 32: groups of 16 (PackedMatrix) must start and end on a block.
+inline constexpr int64_t kSumBlock = 16;
 
 struct Activations {
   int64_t rows = 0;

@@ -1,5 +1,7 @@
 #include "kernels/matmul.h"
 
+#include <vector>
+
 #include "core/error.h"
 #include "kernels/matmul_targets.h"
 
@@ -14,6 +16,76 @@ float* thread_scratch(int64_t n) {
 }
 
 }  // namespace detail
+
+namespace {
+
+// y[m, n] -= sum_g min[n, g] * xsum[m, g] for every output the target wrote:
+// the min term of w = s * (c - z) - min, shared by every target (it is
+// rows * groups multiply-adds, 1/16 to 1/32 of the product's work for the
+// groups of 16 and 32 that carry mins). The group sums are of the
+// activations the product used: the float x for F32, and for Int8 the
+// dequantized int8 activations, scale_x * (exact int32 sum of q), so the
+// result is exactly the dequantized matrix times the same activations the
+// integer dots saw (what a simulated W8A8 model computes), not a mix of
+// quantized products and float sums.
+void subtract_min_term(const PackedMatrix& w, const Activations& x, bool f32, float* y, int64_t ldy, int64_t n_begin,
+                       int64_t n_end) {
+  const int64_t groups = w.groups(), blocks = x.blocks(), per_group = w.group_size() / kSumBlock;
+  thread_local std::vector<float> sums;
+  sums.resize(static_cast<size_t>(groups));
+  for (int64_t m = 0; m < x.rows; ++m) {
+    // Groups are whole blocks of kSumBlock except a ragged last one, whose padding sums to 0.
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t b0 = g * per_group, b1 = g + 1 == groups ? blocks : b0 + per_group;
+      if (f32) {
+        float s = 0.0f;
+        for (int64_t b = b0; b < b1; ++b) s += x.f32_block_sums[static_cast<size_t>(m * blocks + b)];
+        sums[static_cast<size_t>(g)] = s;
+      } else {
+        int32_t s = 0;
+        for (int64_t b = b0; b < b1; ++b) s += x.block_sums[static_cast<size_t>(m * blocks + b)];
+        sums[static_cast<size_t>(g)] = x.scale[static_cast<size_t>(m)] * static_cast<float>(s);
+      }
+    }
+    for (int64_t n = n_begin; n < n_end; ++n) {
+      // Eight independent partial sums: the compiler vectorizes them (SSE
+      // here, as this file has no target flags), where one running sum would
+      // be a chain of dependent adds as long as the row's groups (64 for a
+      // 2048-wide Q4_K row, which then cost about as much as its product).
+      const float* mins = w.row_mins(n);
+      const float* gs = sums.data();
+      float part[8] = {};
+      int64_t g = 0;
+      for (; g + 8 <= groups; g += 8)
+        for (int i = 0; i < 8; ++i) part[i] += mins[g + i] * gs[g + i];
+      float t = 0.0f;
+      for (; g < groups; ++g) t += mins[g] * gs[g];
+      for (float v : part) t += v;
+      y[m * ldy + n] -= t;
+    }
+  }
+}
+
+void dispatch(Target target, const detail::MatmulArgs& args, bool f32) {
+  switch (target) {
+    case Target::Scalar:
+      return f32 ? detail::matmul_f32_scalar(args) : detail::matmul_int8_scalar(args);
+#if defined(QF_KERNELS_X86)
+    case Target::Avx2:
+      return f32 ? detail::matmul_f32_avx2(args) : detail::matmul_int8_avx2(args);
+    case Target::AvxVnni:
+      return f32 ? detail::matmul_f32_avx2(args) : detail::matmul_int8_avxvnni(args);
+    case Target::Avx512Vnni:
+      return f32 ? detail::matmul_f32_avx512(args) : detail::matmul_int8_avx512vnni(args);
+#else
+    default:
+      break;
+#endif
+  }
+  fail("matmul: no kernel for target {}", target_name(target));
+}
+
+}  // namespace
 
 void matmul(Target target, const PackedMatrix& w, const Activations& x, ActivationPrecision precision, float* y,
             int64_t ldy, int64_t n_begin, int64_t n_end, bool accumulate) {
@@ -33,22 +105,8 @@ void matmul(Target target, const PackedMatrix& w, const Activations& x, Activati
 
   const detail::MatmulArgs args{&w, &x, y, ldy, n_begin, n_end, accumulate};
   const bool f32 = precision == ActivationPrecision::F32;
-  switch (target) {
-    case Target::Scalar:
-      return f32 ? detail::matmul_f32_scalar(args) : detail::matmul_int8_scalar(args);
-#if defined(QF_KERNELS_X86)
-    case Target::Avx2:
-      return f32 ? detail::matmul_f32_avx2(args) : detail::matmul_int8_avx2(args);
-    case Target::AvxVnni:
-      return f32 ? detail::matmul_f32_avx2(args) : detail::matmul_int8_avxvnni(args);
-    case Target::Avx512Vnni:
-      return f32 ? detail::matmul_f32_avx512(args) : detail::matmul_int8_avx512vnni(args);
-#else
-    default:
-      break;
-#endif
-  }
-  fail("matmul: no kernel for target {}", target_name(target));
+  dispatch(target, args, f32);
+  if (w.has_mins()) subtract_min_term(w, x, f32, y, ldy, n_begin, n_end);
 }
 
 }  // namespace qf::kernels

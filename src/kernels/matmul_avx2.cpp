@@ -70,11 +70,22 @@ struct F32Kernel {
     auto clear = [&] {
       unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { lo[m][r] = hi[m][r] = _mm256_setzero_ps(); }); });
     };
+    // Groups of 16 (four per chunk) would need four partials per output: their
+    // codes are multiplied by the group scale in the register instead (each
+    // eighth e[k] lies in group 4j + k / 2), and one partial pair sums s * c * x.
     auto step = [&](int64_t j) {
       prefetch.chunk(j);
       unroll<NR>([&](auto r) {
         __m256 e[8];
         load_eighths<Bits>(wr[r], j, e);
+        if constexpr (G == Groups::Of16) {
+          const float* s = w.row_scales(n0 + r);
+          unroll<4>([&](auto q) {
+            const __m256 sq = _mm256_set1_ps(scale_of(s, 4 * j + q, w.groups()));
+            e[2 * q] = _mm256_mul_ps(e[2 * q], sq);
+            e[2 * q + 1] = _mm256_mul_ps(e[2 * q + 1], sq);
+          });
+        }
         unroll<MR>([&](auto m) {
           const float* xp = xr[m] + 64 * j;
           unroll<4>([&](auto k) {
@@ -84,7 +95,11 @@ struct F32Kernel {
         });
       });
     };
-    if constexpr (G == Groups::Of32) {
+    if constexpr (G == Groups::Of16) {
+      clear();
+      for (int64_t j = 0; j < p.chunks; ++j) step(j);
+      unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { total[m][r] = _mm256_add_ps(lo[m][r], hi[m][r]); }); });
+    } else if constexpr (G == Groups::Of32) {
       for (int64_t j = 0; j < p.chunks; ++j) {
         clear();
         step(j);
@@ -125,7 +140,9 @@ struct F32Kernel {
 
 template <int Bits>
 void f32_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
-  if (groups_of(*p.w) == Groups::Of32)
+  if (groups_of(*p.w) == Groups::Of16)
+    run_blocked<F32Kernel<Bits, Groups::Of16>, 2, 2, 4>(p, n_begin, n_end);
+  else if (groups_of(*p.w) == Groups::Of32)
     run_blocked<F32Kernel<Bits, Groups::Of32>, 2, 2, 4>(p, n_begin, n_end);
   else
     run_blocked<F32Kernel<Bits, Groups::Multiple64>, 2, 2, 4>(p, n_begin, n_end);

@@ -132,6 +132,15 @@ __m512 pair_scales(const float* s, int64_t j, int64_t groups) {
   return _mm512_insertf32x8(_mm512_set1_ps(s[2 * j]), _mm256_set1_ps(hi), 1);
 }
 
+// Lanes 4q .. 4q+3 (weights 16q .. 16q+15 of chunk j) get group 4j+q's scale:
+// groups of 16. Groups past the row's end (padding only) get 0.
+__m512 quad_scales(const float* s, int64_t j, int64_t groups) {
+  const int64_t left = groups - 4 * j;
+  const __m128 four = _mm_maskz_loadu_ps(left >= 4 ? __mmask8(0xf) : __mmask8((1u << left) - 1), s + 4 * j);
+  return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+                               _mm512_castps128_ps512(four));
+}
+
 // Calls group(g, chunks) for every group g of a row, where chunks(step) calls
 // step(j) for each of group g's chunks. With Cpg > 0 the whole groups of Cpg
 // chunks run in a loop of their own as straight-line code, and only a ragged
@@ -230,10 +239,14 @@ struct Int8Kernel {
         fold(scale);
       });
     } else {
+      // Groups of 32 or 16: int32 lanes hold whole groups, each scaled by its own.
       for (int64_t j = 0; j < p.chunks; ++j) {
         clear();
         step(j);
-        unroll<NR>([&](auto r) { scale[r] = pair_scales(w.row_scales(n0 + r), j, w.groups()); });
+        unroll<NR>([&](auto r) {
+          scale[r] = G == Groups::Of16 ? quad_scales(w.row_scales(n0 + r), j, w.groups())
+                                       : pair_scales(w.row_scales(n0 + r), j, w.groups());
+        });
         fold(scale);
       }
     }
@@ -284,7 +297,28 @@ struct F32Kernel {
       });
     };
 
-    if constexpr (G == Groups::Of32) {
+    if constexpr (G == Groups::Of16) {
+      // Four groups per chunk: c[q] is exactly group 4j + q, so its codes are
+      // scaled in the register and one partial pair sums s * c * x.
+      clear();
+      for (int64_t j = 0; j < p.chunks; ++j) {
+        prefetch.chunk(j);
+        unroll<NR>([&](auto r) {
+          __m512 c[4];
+          load_codes_f32<Bits>(wr[r], j, c);
+          const float* s = w.row_scales(n0 + r);
+          unroll<4>([&](auto q) { c[q] = _mm512_mul_ps(c[q], _mm512_set1_ps(scale_of(s, 4 * j + q, w.groups()))); });
+          unroll<MR>([&](auto m) {
+            const float* xp = xr[m] + 64 * j;
+            lo[m][r] = _mm512_fmadd_ps(c[0], _mm512_load_ps(xp), lo[m][r]);
+            hi[m][r] = _mm512_fmadd_ps(c[2], _mm512_load_ps(xp + 32), hi[m][r]);
+            lo[m][r] = _mm512_fmadd_ps(c[1], _mm512_load_ps(xp + 16), lo[m][r]);
+            hi[m][r] = _mm512_fmadd_ps(c[3], _mm512_load_ps(xp + 48), hi[m][r]);
+          });
+        });
+      }
+      unroll<MR>([&](auto m) { unroll<NR>([&](auto r) { total[m][r] = _mm512_add_ps(lo[m][r], hi[m][r]); }); });
+    } else if constexpr (G == Groups::Of32) {
       for (int64_t j = 0; j < p.chunks; ++j) {
         clear();
         step(j);
@@ -362,6 +396,8 @@ void int8_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
   // grouped shapes also keep float lane sums, hence 4 x 2.
   if (p.w->groups() == 1)
     run_blocked<Int8Kernel<Bits, Groups::PerRow>, 4, 4, 4>(p, n_begin, n_end);
+  else if (p.w->group_size() == 16)
+    run_blocked<Int8Kernel<Bits, Groups::Of16>, 4, 2, 4>(p, n_begin, n_end);
   else if (p.w->group_size() == 32)
     run_blocked<Int8Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
   else if (p.chunks_per_group == 2)
@@ -372,7 +408,9 @@ void int8_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
 
 template <int Bits>
 void f32_bits(const Problem& p, int64_t n_begin, int64_t n_end) {
-  if (p.w->group_size() == 32 && p.w->groups() > 1)
+  if (p.w->group_size() == 16 && p.w->groups() > 1)
+    run_blocked<F32Kernel<Bits, Groups::Of16>, 4, 2, 4>(p, n_begin, n_end);
+  else if (p.w->group_size() == 32 && p.w->groups() > 1)
     run_blocked<F32Kernel<Bits, Groups::Of32>, 4, 2, 4>(p, n_begin, n_end);
   else if (p.w->groups() > 1 && p.chunks_per_group == 2)
     run_blocked<F32Kernel<Bits, Groups::Multiple64, 2>, 4, 2, 4>(p, n_begin, n_end);

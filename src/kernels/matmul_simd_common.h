@@ -24,7 +24,11 @@ template <int N, class F>
   (std::make_integer_sequence<int, N>{});
 }
 
-enum class Groups { PerRow, Multiple64, Of32 };
+// Of32 and Of16: every chunk holds whole groups (two or four), so their
+// kernels keep one set of lane partials per chunk and give each lane its
+// group's scale (scale_of reads the scale of a group index past the row's
+// end, padding only, as 0).
+enum class Groups { PerRow, Multiple64, Of32, Of16 };
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -41,10 +45,13 @@ struct Problem {
 
 inline Groups groups_of(const PackedMatrix& w) {
   if (w.groups() == 1) return Groups::PerRow;
+  if (w.group_size() == 16) return Groups::Of16;
   return w.group_size() == 32 ? Groups::Of32 : Groups::Multiple64;
 }
 
-// Sums activation blocks of 32 into group sums (groups start on a block, the padding sums to 0).
+inline float scale_of(const float* s, int64_t g, int64_t groups) { return g < groups ? s[g] : 0.0f; }
+
+// Sums activation blocks of kSumBlock into group sums (groups start on a block, the padding sums to 0).
 template <typename T>
 void fill_group_sums(const PackedMatrix& w, const Activations& x, const T* block_sums, float* out) {
   const int64_t blocks = x.blocks(), gs = w.group_size();

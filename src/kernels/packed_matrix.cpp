@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -57,15 +58,16 @@ void unpack_chunk(int bits, const uint8_t* in, uint8_t* c) {
 
 bool PackedMatrix::supports(int bits, int64_t group_size, int64_t cols) {
   const bool bits_ok = bits == 2 || bits == 3 || bits == 4 || bits == 8;
-  const bool group_ok = group_size == 32 || (group_size > 0 && group_size % kChunk == 0) || group_size >= cols;
+  const bool group_ok =
+      group_size == 16 || group_size == 32 || (group_size > 0 && group_size % kChunk == 0) || group_size >= cols;
   return bits_ok && group_size > 0 && group_ok;
 }
 
-PackedMatrix::PackedMatrix(int bits, int64_t rows, int64_t cols, int64_t group_size) {
+PackedMatrix::PackedMatrix(int bits, int64_t rows, int64_t cols, int64_t group_size, bool with_mins) {
   QF_CHECK(rows >= 1 && cols >= 1, "packed matrix needs at least one row and column, got {} x {}", rows, cols);
   QF_CHECK(supports(bits, group_size, cols),
            "packed matrix of {} bits with group size {} over {} columns is not supported (bits 2, 3, 4 or 8; group "
-           "size 32, a multiple of 64, or >= the columns)",
+           "size 16, 32, a multiple of 64, or >= the columns)",
            bits, group_size, cols);
   bits_ = bits;
   rows_ = rows;
@@ -77,15 +79,19 @@ PackedMatrix::PackedMatrix(int bits, int64_t rows, int64_t cols, int64_t group_s
   codes_.resize(static_cast<size_t>(rows_ * row_bytes_));
   scales_.resize(static_cast<size_t>(rows_ * groups_));
   zeros_.resize(static_cast<size_t>(rows_ * groups_));
+  has_mins_ = with_mins;
+  if (with_mins) mins_.resize(static_cast<size_t>(rows_ * groups_));  // zero-initialized
   if (bits == 8) row_sums_.resize(static_cast<size_t>(rows_));
 }
 
 void PackedMatrix::set_row(int64_t r, std::span<const uint8_t> codes, std::span<const float> scales,
-                           std::span<const uint8_t> zeros) {
+                           std::span<const uint8_t> zeros, std::span<const float> mins) {
   QF_CHECK(r >= 0 && r < rows_, "packed matrix row {} outside [0, {})", r, rows_);
   QF_CHECK(static_cast<int64_t>(codes.size()) == cols_, "row {}: {} codes for {} columns", r, codes.size(), cols_);
   QF_CHECK(static_cast<int64_t>(scales.size()) == groups_ && static_cast<int64_t>(zeros.size()) == groups_,
            "row {}: {} scales and {} zero points for {} groups", r, scales.size(), zeros.size(), groups_);
+  QF_CHECK(static_cast<int64_t>(mins.size()) == (has_mins_ ? groups_ : 0), "row {}: {} mins for a matrix {}", r,
+           mins.size(), has_mins_ ? fmt::format("of {} groups with mins", groups_) : std::string("without mins"));
   const int max_code = (1 << bits_) - 1;
   for (int64_t k = 0; k < cols_; ++k)
     QF_CHECK(codes[k] <= max_code, "row {} column {}: code {} does not fit {} bits", r, k, codes[k], bits_);
@@ -105,7 +111,11 @@ void PackedMatrix::set_row(int64_t r, std::span<const uint8_t> codes, std::span<
   std::copy(codes.begin(), codes.end(), padded.begin());
   uint8_t* row = codes_.data() + r * row_bytes_;
   for (int64_t j = 0; j < padded_cols_ / kChunk; ++j) pack_chunk(bits_, padded.data() + j * kChunk, row + j * 8 * bits_);
+  for (size_t g = 0; g < mins.size(); ++g)
+    QF_CHECK(std::isfinite(mins[g]), "row {} column {}: group min {} must be finite", r,
+             static_cast<int64_t>(g) * group_size_, mins[g]);
   for (int64_t g = 0; g < groups_; ++g) {
+    if (has_mins_) mins_[r * groups_ + g] = mins[g];
     scales_[r * groups_ + g] = scales[g];
     zeros_[r * groups_ + g] = bits_ == 8 ? 0 : zeros[g];
   }
@@ -137,9 +147,13 @@ void PackedMatrix::dequantize_row(int64_t r, std::span<float> out) const {
   for (int64_t k = 0; k < cols_; ++k) {
     const int64_t g = k / group_size_;
     out[k] = scales_[r * groups_ + g] * static_cast<float>(codes[k] - offset - zeros_[r * groups_ + g]);
+    // Subtracted after the product, as ggml's K-quant decoders do (d * sc * q - dmin * m).
+    if (has_mins_) out[k] -= mins_[r * groups_ + g];
   }
 }
 
-size_t PackedMatrix::bytes() const { return codes_.bytes() + scales_.bytes() + zeros_.bytes() + row_sums_.bytes(); }
+size_t PackedMatrix::bytes() const {
+  return codes_.bytes() + scales_.bytes() + zeros_.bytes() + mins_.bytes() + row_sums_.bytes();
+}
 
 }  // namespace qf::kernels

@@ -6,10 +6,18 @@
 // `group_size` consecutive weights of a row. The last group of a row may be
 // shorter (ragged) when group_size does not divide cols.
 //
-// Supported shapes (PackedMatrix::supports): bits 2, 3, 4 or 8; group_size 32,
-// any multiple of 64, or >= cols (one group per row: per-channel). 8-bit codes
-// are symmetric only (zero point 128 in the unsigned convention), because the
-// kernels multiply them as signed int8.
+// Optionally (constructed with_mins) every group also has a float offset:
+//   w = scale_g * (c - zero_g) - min_g.
+// That is the affine form of ggml's Q4_K / Q2_K / Q4_1 blocks, whose offset
+// (dmin * m) is no integer multiple of the scale, so no zero point can hold
+// it. The kernels compute the product without the mins and matmul() then
+// subtracts sum_g min_g * (sum of x over group g) once per output.
+//
+// Supported shapes (PackedMatrix::supports): bits 2, 3, 4 or 8; group_size 16,
+// 32, any multiple of 64, or >= cols (one group per row: per-channel). 8-bit
+// codes are symmetric only (zero point 128 in the unsigned convention),
+// because the kernels multiply them as signed int8. Groups of 16 are what
+// ggml's Q6_K, Q3_K and Q2_K sub-blocks need: four groups share a chunk.
 //
 // Layout. Rows are padded to padded_cols = cols rounded up to 64 (a "chunk");
 // padding codes are 0 for 2/3/4 bits and the signed code 0 for 8 bits, and the
@@ -48,7 +56,8 @@ class PackedMatrix {
   PackedMatrix() = default;
   // Allocates a zero matrix (every row must then be set with set_row). Throws
   // qf::Error when !supports(bits, group_size, cols) or a dimension is < 1.
-  PackedMatrix(int bits, int64_t rows, int64_t cols, int64_t group_size);
+  // With `with_mins` every group gets a min (0 until set_row sets it).
+  PackedMatrix(int bits, int64_t rows, int64_t cols, int64_t group_size, bool with_mins = false);
 
   // Whether the kernels handle this shape (see the header comment).
   static bool supports(int bits, int64_t group_size, int64_t cols);
@@ -56,12 +65,13 @@ class PackedMatrix {
   // Row r from unpacked unsigned codes (cols bytes, each < 2^bits: the codes
   // of quant/row_codec.h), its group scales (groups() finite floats; zero and
   // negative scales are allowed, as GGUF's Q4_0 blocks carry them)
-  // and zero points (groups() values < 2^bits; for 8 bits each must be 128).
+  // and zero points (groups() values < 2^bits; for 8 bits each must be 128);
+  // `mins` (groups() finite floats) exactly when has_mins(), else empty.
   // Throws qf::Error naming row and column of a bad code or parameter.
   void set_row(int64_t r, std::span<const uint8_t> codes, std::span<const float> scales,
-               std::span<const uint8_t> zeros);
+               std::span<const uint8_t> zeros, std::span<const float> mins = {});
 
-  // Row r's weights as floats (cols values): scale * (c - zero).
+  // Row r's weights as floats (cols values): scale * (c - zero) (- min).
   void dequantize_row(int64_t r, std::span<float> out) const;
   // Row r's unsigned codes (cols values), unpacked.
   void unpack_row(int64_t r, std::span<uint8_t> codes) const;
@@ -78,15 +88,19 @@ class PackedMatrix {
   const float* row_scales(int64_t r) const { return scales_.data() + r * groups_; }
   const uint8_t* row_zeros(int64_t r) const { return zeros_.data() + r * groups_; }
   const int32_t* row_sums() const { return row_sums_.data(); }  // 8-bit only, [rows]
+  bool has_mins() const { return has_mins_; }
+  const float* row_mins(int64_t r) const { return mins_.data() + r * groups_; }  // has_mins() only
 
-  // Resident bytes: codes, scales, zero points and row sums.
+  // Resident bytes: codes, scales, zero points, mins and row sums.
   size_t bytes() const;
 
  private:
   int bits_ = 0;
   int64_t rows_ = 0, cols_ = 0, padded_cols_ = 0, group_size_ = 0, groups_ = 0, row_bytes_ = 0;
+  bool has_mins_ = false;
   AlignedBuffer<uint8_t> codes_;
   AlignedBuffer<float> scales_;
+  AlignedBuffer<float> mins_;
   AlignedBuffer<uint8_t> zeros_;
   AlignedBuffer<int32_t> row_sums_;
 };

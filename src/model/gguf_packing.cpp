@@ -10,51 +10,145 @@
 namespace qf::model {
 namespace {
 
-constexpr int64_t kBlock = 32;
+using formats::GgmlType;
 
 uint16_t read_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+float read_f16(const uint8_t* p) { return f16_to_f32(read_u16(p)); }
+
+// How one block type maps onto PackedMatrix: w = scale * (code - zero) - min.
+struct Layout {
+  int bits;
+  int64_t group;         // weights per (scale, zero, min): ggml's (sub-)block
+  int64_t block;         // weights per block
+  int64_t block_bytes;
+  bool mins;
+  uint8_t zero;          // every group's zero point (the unsigned convention; 128 for 8 bits)
+};
+
+bool layout_of(GgmlType type, Layout* out) {
+  switch (type) {
+    case GgmlType::Q4_0: *out = {4, 32, 32, 18, false, 8}; return true;
+    case GgmlType::Q4_1: *out = {4, 32, 32, 20, true, 0}; return true;
+    case GgmlType::Q8_0: *out = {8, 32, 32, 34, false, 128}; return true;
+    case GgmlType::Q2_K: *out = {2, 16, 256, 84, true, 0}; return true;
+    case GgmlType::Q3_K: *out = {3, 16, 256, 110, false, 4}; return true;
+    case GgmlType::Q4_K: *out = {4, 32, 256, 144, true, 0}; return true;
+    case GgmlType::Q6_K: *out = {8, 16, 256, 210, false, 128}; return true;
+    default: return false;  // Q5_0, Q5_1, Q5_K: 5-bit codes have no kernel
+  }
+}
+
+// One block's codes (block values, unsigned), and per group its scale and
+// min, with the float arithmetic of ggml's decoders (formats/gguf_quants_*.cpp):
+// the decoders form d * sc first and dmin * m apart, then d*sc * q - dmin*m,
+// and PackedMatrix::dequantize_row computes scale * (c - zero) - min in that
+// order, so each weight comes out bit for bit.
+void decode_block(GgmlType type, const uint8_t* b, uint8_t* c, float* scale, float* min) {
+  switch (type) {
+    case GgmlType::Q4_0:  // {d, qs[16]}: byte j = weight j (low nibble), j + 16 (high)
+    case GgmlType::Q4_1: {  // {d, m, qs[16]}: x = d * q + m, so min = -m
+      const bool q41 = type == GgmlType::Q4_1;
+      const uint8_t* qs = b + (q41 ? 4 : 2);
+      for (int j = 0; j < 16; ++j) {
+        c[j] = qs[j] & 15;
+        c[j + 16] = qs[j] >> 4;
+      }
+      scale[0] = read_f16(b);
+      if (q41) min[0] = -read_f16(b + 2);  // fl(d*q) - (-m) == fl(d*q + m) exactly
+      return;
+    }
+    case GgmlType::Q8_0:  // {d, int8 qs[32]}
+      for (int j = 0; j < 32; ++j) c[j] = static_cast<uint8_t>(b[2 + j] ^ 0x80);  // int8 q -> q + 128
+      scale[0] = read_f16(b);
+      return;
+    case GgmlType::Q2_K: {  // {scales[16], qs[64], d, dmin}: element 128h + 32j + l at bits 2j of qs[32h + l]
+      const float d = read_f16(b + 80), dmin = read_f16(b + 82);
+      for (int e = 0; e < 256; ++e) c[e] = b[16 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32)) & 3;
+      for (int s = 0; s < 16; ++s) {
+        scale[s] = d * static_cast<float>(b[s] & 0xF);
+        min[s] = dmin * static_cast<float>(b[s] >> 4);
+      }
+      return;
+    }
+    case GgmlType::Q3_K: {  // {hmask[32], qs[64], scales[12], d}: q3 = low 2 bits - (hmask bit ? 0 : 4)
+      const float d = read_f16(b + 108);
+      for (int e = 0; e < 256; ++e) {
+        const int low = b[32 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32)) & 3;
+        const bool high = (b[e % 32] >> (e / 32)) & 1;
+        c[e] = static_cast<uint8_t>(low + (high ? 4 : 0));  // q3 + 4, zero point 4
+      }
+      const uint8_t* sc = b + 96;
+      for (int s = 0; s < 16; ++s) {
+        const int lo = s < 8 ? sc[s] & 0xF : sc[s - 8] >> 4;
+        const int hi = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+        scale[s] = d * static_cast<float>((lo | (hi << 4)) - 32);  // signed: may be 0 or negative
+      }
+      return;
+    }
+    case GgmlType::Q4_K: {  // {d, dmin, scales[12], qs[128]}: element 64k + 32h + l = nibble h of qs[32k + l]
+      const float d = read_f16(b), dmin = read_f16(b + 2);
+      const uint8_t* sc = b + 4;
+      for (int e = 0; e < 256; ++e) c[e] = b[16 + 32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32)) & 0xF;
+      for (int j = 0; j < 8; ++j) {
+        int s, m;
+        if (j < 4) {
+          s = sc[j] & 63;
+          m = sc[j + 4] & 63;
+        } else {
+          s = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+          m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+        }
+        scale[j] = d * static_cast<float>(s);  // 0 for a sub-block of equal weights -dmin*m
+        min[j] = dmin * static_cast<float>(m);
+      }
+      return;
+    }
+    case GgmlType::Q6_K: {  // {ql[128], qh[64], int8 scales[16], d}
+      const float d = read_f16(b + 208);
+      for (int e = 0; e < 256; ++e) {
+        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        const int low = (b[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xF;
+        const int high = (b[128 + 32 * h + l] >> (2 * k)) & 3;
+        c[e] = static_cast<uint8_t>((low | (high << 4)) - 32 + 128);  // q6 - 32 as a signed 8-bit code
+      }
+      // Signed sub-block scales: d * sc may be negative, which PackedMatrix takes as it is.
+      for (int s = 0; s < 16; ++s) scale[s] = d * static_cast<float>(static_cast<int8_t>(b[192 + s]));
+      return;
+    }
+    default:
+      fail("{} blocks have no integer kernel", formats::ggml_type_name(type));
+  }
+}
 
 }  // namespace
 
-bool gguf_kernels_support(formats::GgmlType type) {
-  return type == formats::GgmlType::Q4_0 || type == formats::GgmlType::Q8_0;
+bool gguf_kernels_support(GgmlType type) {
+  Layout l{};
+  return layout_of(type, &l);
 }
 
 std::shared_ptr<const kernels::PackedMatrix> pack_gguf_blocks(const formats::GgufBlocks& b, int64_t cols) {
-  QF_CHECK(gguf_kernels_support(b.type), "{} blocks have no integer kernel (Q4_0 and Q8_0 do)",
+  Layout l{};
+  QF_CHECK(layout_of(b.type, &l), "{} blocks have no integer kernel (Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K and Q6_K do)",
            formats::ggml_type_name(b.type));
-  QF_CHECK(b.rows.ndim() == 2 && cols % kBlock == 0 &&
-               b.rows.dim(1) == static_cast<int64_t>(formats::gguf_row_bytes(b.type, cols)),
+  QF_CHECK(b.rows.ndim() == 2 && cols % l.block == 0 && b.rows.dim(1) == cols / l.block * l.block_bytes,
            "{} blocks of shape {} do not hold rows of {} weights", formats::ggml_type_name(b.type),
            shape_to_string(b.rows.shape()), cols);
-  const int64_t rows = b.rows.dim(0), groups = cols / kBlock;
-  const bool q4 = b.type == formats::GgmlType::Q4_0;
-  auto packed = std::make_shared<kernels::PackedMatrix>(q4 ? 4 : 8, rows, cols, kBlock);
+  const int64_t rows = b.rows.dim(0), groups = cols / l.group, groups_per_block = l.block / l.group;
+  auto packed = std::make_shared<kernels::PackedMatrix>(l.bits, rows, cols, l.group, l.mins);
   std::vector<uint8_t> codes(static_cast<size_t>(cols));
-  std::vector<float> scales(static_cast<size_t>(groups));
-  const std::vector<uint8_t> zeros(static_cast<size_t>(groups), q4 ? 8 : 128);
-  const int64_t block_bytes = q4 ? 2 + kBlock / 2 : 2 + kBlock;
+  std::vector<float> scales(static_cast<size_t>(groups)), mins(l.mins ? static_cast<size_t>(groups) : 0);
+  const std::vector<uint8_t> zeros(static_cast<size_t>(groups), l.zero);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = b.rows.data<uint8_t>() + r * b.rows.dim(1);
-    for (int64_t g = 0; g < groups; ++g) {
-      const uint8_t* blk = row + g * block_bytes;
-      scales[static_cast<size_t>(g)] = f16_to_f32(read_u16(blk));
-      uint8_t* c = codes.data() + g * kBlock;
-      if (q4) {
-        // ggml's Q4_0: byte j holds weight j in its low nibble and weight j + 16 in its high one.
-        for (int64_t j = 0; j < kBlock / 2; ++j) {
-          c[j] = blk[2 + j] & 15;
-          c[j + kBlock / 2] = blk[2 + j] >> 4;
-        }
-      } else {
-        for (int64_t j = 0; j < kBlock; ++j) c[j] = static_cast<uint8_t>(blk[2 + j] ^ 0x80);  // int8 q -> q + 128
-      }
-    }
-    packed->set_row(r, codes, scales, zeros);
+    for (int64_t i = 0; i < cols / l.block; ++i)
+      decode_block(b.type, row + i * l.block_bytes, codes.data() + i * l.block, scales.data() + i * groups_per_block,
+                   l.mins ? mins.data() + i * groups_per_block : nullptr);
+    packed->set_row(r, codes, scales, zeros, mins);
   }
   return packed;
 }

@@ -1,10 +1,22 @@
-// GGUF block tensors (Q4_0, Q8_0) repacked straight into the integer kernels'
-// layout, so a quantized GGUF runs on src/kernels without a float copy.
-// Both are exact: Q4_0 (x = d * (q - 8), 32 weights, fp16 d) is 4-bit codes
-// in groups of 32 with zero point 8 and scale d; Q8_0 (x = d * q) is 8-bit
-// symmetric codes in groups of 32. ggml's d may be negative (Q4_0 divides
-// the signed extreme by -8) or zero (an all-zero block); the kernels take
-// any finite scale.
+// GGUF block tensors repacked straight into the integer kernels' layout, so a
+// quantized GGUF runs on src/kernels without a float copy. Every mapping is
+// exact (PackedMatrix::dequantize_row equals ggml's dequantization bit for bit):
+//   Q4_0  x = d * (q - 8)           4-bit codes, groups of 32, zero 8, scale d
+//   Q8_0  x = d * q                 8-bit symmetric codes, groups of 32
+//   Q4_1  x = d * q + m             4-bit codes, groups of 32, zero 0, min -m
+//   Q4_K  x = d*sc * q - dmin*m     4-bit codes, groups of 32 (the sub-blocks),
+//                                   scale d*sc, min dmin*m
+//   Q6_K  x = d*sc * (q6 - 32)      8-bit signed codes q6 - 32, groups of 16,
+//                                   scale d*sc (sc is signed: may be negative)
+//   Q3_K  x = d*(sc-32) * (q3 - 4)  3-bit codes, groups of 16, zero 4
+//   Q2_K  x = d*sc * q - dmin*m     2-bit codes, groups of 16, with mins
+// The K types' dmin*m is no integer multiple of the scale, hence the kernels'
+// float mins; their 16-value sub-blocks are the kernels' groups of 16. Scales
+// may be zero (a sub-block of equal weights, or an all-zero block) or
+// negative (Q4_0's d = max / -8, Q6_K's and Q3_K's signed sub-scales); the
+// kernels take any finite scale. Q6_K's 6-bit codes take 8 bits here (1.22x
+// its file size), there being no 6-bit kernel. Q5_0, Q5_1 and Q5_K (5-bit
+// codes) have no kernel and are dequantized on load.
 #pragma once
 
 #include <memory>

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -45,23 +46,29 @@ Model from_llama2c(const std::string& path) {
   return build_model(std::move(config), l.tensors, path);
 }
 
-// A GGUF model whose Q4_0 / Q8_0 linear layers (and untied output head) go
-// from their blocks straight into the kernels' layout; other block types and
-// the embedding table are dequantized as on the reference path.
+// A GGUF model whose block-quantized linear layers (and untied output head)
+// go from their blocks straight into the kernels' layout (gguf_packing.h:
+// Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q6_K); 5-bit types, which have no
+// kernel, are dequantized with one notice, and the embedding table (a lookup,
+// not a product) is dequantized as on the reference path.
 Model packed_gguf_model(const std::string& path) {
   static constexpr std::string_view kLinearSuffixes[] = {
       "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
       "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",    "attn.c_attn.weight",
       "attn.c_proj.weight",      "mlp.c_fc.weight",         "mlp.c_proj.weight"};
   formats::GgufModelReadOptions ro;
-  ro.keep_blocks = [](formats::GgmlType type, const std::string& hf_name) {
-    if (!gguf_kernels_support(type)) return false;
-    if (hf_name == "lm_head.weight") return true;
-    for (std::string_view suffix : kLinearSuffixes)
-      if (hf_name.ends_with(suffix)) return true;
-    return false;
+  std::vector<std::string> fallbacks;
+  ro.keep_blocks = [&fallbacks](formats::GgmlType type, const std::string& hf_name) {
+    bool linear = hf_name == "lm_head.weight";
+    for (std::string_view suffix : kLinearSuffixes) linear = linear || hf_name.ends_with(suffix);
+    if (linear && !gguf_kernels_support(type))
+      fallbacks.push_back(fmt::format("{} ({})", hf_name, formats::ggml_type_name(type)));
+    return linear && gguf_kernels_support(type);
   };
   formats::GgufModel g = formats::read_gguf_model(path, ro);
+  if (!fallbacks.empty())
+    fmt::print(stderr, "note: {}: {} linear layer(s) have no integer kernel and run dequantized to f32, e.g. {}\n",
+               path, fallbacks.size(), fallbacks.front());
   // Packed weights are named without GPT-2's "transformer." prefix (build_model's `external`).
   std::map<std::string, formats::GgufBlocks> packed;
   for (auto& [name, blocks] : g.blocks)

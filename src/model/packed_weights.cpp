@@ -24,7 +24,7 @@ bool kernels_support(const quant::Scheme& s, int64_t cols, std::string* why_not)
   if (s.bits == 8 && !s.symmetric) return no("8-bit kernels take symmetric codes only");
   const int64_t group = s.granularity == quant::Granularity::Group ? s.group_size : cols;
   if (!kernels::PackedMatrix::supports(s.bits, group, cols))
-    return no(fmt::format("group size {} has no kernel (32, multiples of 64 or whole rows do)", group));
+    return no(fmt::format("group size {} has no kernel (16, 32, multiples of 64 or whole rows do)", group));
   return true;
 }
 

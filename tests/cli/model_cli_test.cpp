@@ -115,7 +115,7 @@ TEST_F(ModelCli, BadInputGivesOneClearLine) {
   expect_one_line_error("bench --synthetic llama-3b", "llama-3b");
   expect_one_line_error("bench", "--synthetic");
   expect_one_line_error("bench " + model_ + " --types f32,nf4:g64", "nf4");
-  expect_one_line_error("bench " + model_ + " --types int4:g16", "group size 16");
+  expect_one_line_error("bench " + model_ + " --types int4:g48", "group size 48");
   expect_one_line_error("bench " + model_ + " --target neon", "neon");
   // An unknown architecture in config.json names it.
   fs::create_directories(dir_ / "weird");

@@ -17,28 +17,53 @@ struct TestMatrix {
   std::vector<std::vector<uint8_t>> codes;  // unsigned, [rows][cols]
   std::vector<std::vector<float>> scales;   // [rows][groups]
   std::vector<std::vector<uint8_t>> zeros;  // [rows][groups], as given to set_row
+  std::vector<std::vector<float>> mins;     // [rows][groups] with mins, else empty rows
 };
 
 // Scales are powers of two in [1/2, 2] when `pow2_scales` (products then stay
 // exact), else uniform in [1e-3, 0.1]; zero points are random (128 for 8 bits).
+// `with_mins` adds group mins (integers in [-4, 4] with pow2 scales, else
+// uniform in [-0.05, 0.05]) and makes about one scale in eight 0 and one in
+// eight negative, as ggml's blocks have them (a zero scale leaves w = -min).
 inline TestMatrix random_matrix(std::mt19937& rng, int bits, int64_t rows, int64_t cols, int64_t group_size,
-                                bool pow2_scales) {
-  TestMatrix t{PackedMatrix(bits, rows, cols, group_size), {}, {}, {}};
+                                bool pow2_scales, bool with_mins = false) {
+  TestMatrix t{PackedMatrix(bits, rows, cols, group_size, with_mins), {}, {}, {}, {}};
   const int64_t groups = t.packed.groups();
-  std::uniform_int_distribution<int> code(0, (1 << bits) - 1), exponent(-1, 1);
-  std::uniform_real_distribution<float> scale(1e-3f, 0.1f);
+  std::uniform_int_distribution<int> code(0, (1 << bits) - 1), exponent(-1, 1), small(-4, 4), eighth(0, 7);
+  std::uniform_real_distribution<float> scale(1e-3f, 0.1f), min(-0.05f, 0.05f);
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<uint8_t> c(static_cast<size_t>(cols)), z(static_cast<size_t>(groups));
-    std::vector<float> s(static_cast<size_t>(groups));
+    std::vector<float> s(static_cast<size_t>(groups)), mn;
     for (auto& v : c) v = static_cast<uint8_t>(code(rng));
     for (auto& v : z) v = static_cast<uint8_t>(bits == 8 ? 128 : code(rng));
-    for (auto& v : s) v = pow2_scales ? std::ldexp(1.0f, exponent(rng)) : scale(rng);
-    t.packed.set_row(r, c, s, z);
+    for (auto& v : s) {
+      v = pow2_scales ? std::ldexp(1.0f, exponent(rng)) : scale(rng);
+      if (with_mins) {
+        const int e = eighth(rng);
+        if (e == 0) v = 0.0f;
+        if (e == 1) v = -v;
+      }
+    }
+    if (with_mins) {
+      mn.resize(static_cast<size_t>(groups));
+      for (auto& v : mn) v = pow2_scales ? static_cast<float>(small(rng)) : min(rng);
+    }
+    t.packed.set_row(r, c, s, z, mn);
     t.codes.push_back(std::move(c));
     t.scales.push_back(std::move(s));
     t.zeros.push_back(std::move(z));
+    t.mins.push_back(std::move(mn));
   }
   return t;
+}
+
+// |w| bound of weight k of row n for tolerances: |s| * (|c| + z) + |min|.
+inline double weight_magnitude(const TestMatrix& t, int64_t n, int64_t k) {
+  const int64_t g = k / t.packed.group_size();
+  const int bits = t.packed.bits();
+  const int zero = bits == 8 ? 0 : t.zeros[n][g];
+  const int code = bits == 8 ? t.codes[n][k] - 128 : t.codes[n][k];
+  return std::fabs(t.scales[n][g]) * (std::abs(code) + zero) + (t.mins[n].empty() ? 0.0 : std::fabs(t.mins[n][g]));
 }
 
 // Normal activations, or (`integer`) integers in [-8, 8] with one +-127 per

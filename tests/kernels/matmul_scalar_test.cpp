@@ -12,9 +12,9 @@
 namespace qf::kernels {
 namespace {
 
-void check_against_double(int bits, int64_t m_rows, int64_t n, int64_t k, int64_t gs) {
+void check_against_double(int bits, int64_t m_rows, int64_t n, int64_t k, int64_t gs, bool mins = false) {
   std::mt19937 rng(static_cast<unsigned>(bits * 7 + m_rows * 13 + n + k * 3 + gs));
-  const test::TestMatrix t = test::random_matrix(rng, bits, n, k, gs, false);
+  const test::TestMatrix t = test::random_matrix(rng, bits, n, k, gs, false, mins);
   const std::vector<float> x = test::random_activations(rng, m_rows, k, false);
   Activations a;
   prepare_activations(a, x.data(), m_rows, k, k, true);
@@ -30,11 +30,11 @@ void check_against_double(int bits, int64_t m_rows, int64_t n, int64_t k, int64_
           const double xv = p == ActivationPrecision::F32 ? double{x[m * k + i]}
                                                           : static_cast<double>(a.q_row(m)[i]) * double{a.scale[m]};
           ref += double{w[i]} * xv;
-          const int64_t g = i / t.packed.group_size();
-          mag += t.scales[r][g] * (t.codes[r][i] + t.zeros[r][g]) * std::fabs(xv);
+          mag += test::weight_magnitude(t, r, i) * std::fabs(xv);
         }
         ASSERT_NEAR(y[m * n + r], ref, 1e-5 * mag + 1e-30)
-            << "bits " << bits << " group " << gs << " m " << m << " n " << r << (p == ActivationPrecision::F32 ? " f32" : " int8");
+            << "bits " << bits << " group " << gs << " m " << m << " n " << r << (mins ? " mins" : "")
+            << (p == ActivationPrecision::F32 ? " f32" : " int8");
       }
     }
   }
@@ -42,11 +42,43 @@ void check_against_double(int bits, int64_t m_rows, int64_t n, int64_t k, int64_
 
 TEST(MatmulScalar, MatchesADoubleProductOfTheDequantizedMatrix) {
   for (int bits : {2, 3, 4, 8})
-    for (int64_t gs : {32, 64, 128, 1 << 20}) {
-      check_against_double(bits, 3, 5, 200, gs);
-      check_against_double(bits, 1, 4, 64, gs);
-      check_against_double(bits, 2, 3, 37, gs);
+    for (int64_t gs : {16, 32, 64, 128, 1 << 20})
+      for (bool mins : {false, true}) {
+        check_against_double(bits, 3, 5, 200, gs, mins);
+        check_against_double(bits, 1, 4, 64, gs, mins);
+        check_against_double(bits, 2, 3, 37, gs, mins);
+      }
+}
+
+// A zero scale with a min is a group of equal weights -min (ggml's sub-block
+// scale 0); every target must give exactly -min * sum(x) for it.
+TEST(Matmul, ZeroScaleGroupWithAMinIsMinusTheMinTimesTheSum) {
+  PackedMatrix p(4, 1, 64, 32, true);
+  std::vector<uint8_t> c(64, 5), z = {0, 0};
+  const std::vector<float> s = {0.0f, 0.5f}, mn = {0.25f, -1.0f};
+  p.set_row(0, c, s, z, mn);
+  std::vector<float> w(64);
+  p.dequantize_row(0, w);
+  EXPECT_EQ(w[0], -0.25f);
+  EXPECT_EQ(w[40], 0.5f * 5 + 1.0f);
+  std::vector<float> x(64);
+  for (int i = 0; i < 64; ++i) x[static_cast<size_t>(i)] = static_cast<float>(i % 7 - 3);
+  Activations a;
+  prepare_activations(a, x.data(), 1, 64, 64, true);
+  float sum0 = 0, sum1 = 0;
+  for (int i = 0; i < 32; ++i) sum0 += x[static_cast<size_t>(i)], sum1 += x[static_cast<size_t>(i + 32)];
+  float dot1 = 0;
+  for (int i = 32; i < 64; ++i) dot1 += w[static_cast<size_t>(i)] * x[static_cast<size_t>(i)];
+  for (Target target : {Target::Scalar, Target::Avx2, Target::AvxVnni, Target::Avx512Vnni}) {
+    if (!target_supported(target)) continue;
+    for (ActivationPrecision prec : {ActivationPrecision::F32, ActivationPrecision::Int8}) {
+      float y = 0;
+      matmul(target, p, a, prec, &y, 1, 0, 1, false);
+      // x is integer with |x| <= 3, so the int8 scale is 3/127 and the int8 codes are exact multiples.
+      const double sx = prec == ActivationPrecision::Int8 ? double{a.scale[0]} * 127.0 / 3.0 : 1.0;
+      EXPECT_NEAR(y, (-0.25 * sum0 + dot1) * sx, 1e-5) << target_name(target);
     }
+  }
 }
 
 TEST(Matmul, AccumulateAndRangeLeaveOtherOutputsAlone) {

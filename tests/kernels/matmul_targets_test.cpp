@@ -20,12 +20,13 @@ struct Case {
   int bits;
   int64_t group_size, m, n, k, n_begin, n_end, ldy;
   bool accumulate;
+  bool mins = false;
 };
 
 std::string describe(const Case& c, ActivationPrecision p) {
-  return fmt::format("bits {} group {} M {} N {} K {} rows [{}, {}){}{}", c.bits,
+  return fmt::format("bits {} group {} M {} N {} K {} rows [{}, {}){}{}{}", c.bits,
                      c.group_size == kPerRow ? std::string("row") : std::to_string(c.group_size), c.m, c.n, c.k,
-                     c.n_begin, c.n_end, c.accumulate ? " accumulate" : "",
+                     c.n_begin, c.n_end, c.accumulate ? " accumulate" : "", c.mins ? " mins" : "",
                      p == ActivationPrecision::F32 ? " f32" : " int8");
 }
 
@@ -33,16 +34,17 @@ std::string describe(const Case& c, ActivationPrecision p) {
 std::vector<Case> random_cases(std::mt19937& rng, int count) {
   std::vector<Case> out;
   const int64_t ms[] = {1, 2, 3, 5, 17, 64};
-  const int64_t groups[] = {32, 64, 128, 192, kPerRow};
+  const int64_t groups[] = {16, 32, 64, 128, 192, kPerRow};
   std::uniform_int_distribution<int64_t> k_dist(1, 1000), n_dist(1, 40), pick(0, 1 << 30);
   for (int i = 0; i < count; ++i) {
     Case c{};
     constexpr int kBits[] = {2, 3, 4, 8};
     c.bits = kBits[i % 4];
-    c.group_size = groups[(i / 4) % 5];
+    c.group_size = groups[(i / 4) % 6];
+    c.mins = (i / 24) % 2 == 1;
     c.m = ms[pick(rng) % 6];
     c.k = i % 3 == 0 ? 64 * (1 + pick(rng) % 8) : k_dist(rng);
-    if (c.group_size != 32 && c.group_size != kPerRow && c.group_size < c.k && c.group_size % 64) c.group_size = 64;
+    if (c.group_size > 32 && c.group_size != kPerRow && c.group_size < c.k && c.group_size % 64) c.group_size = 64;
     c.n = n_dist(rng);
     c.n_begin = pick(rng) % 3 == 0 ? pick(rng) % c.n : 0;
     c.n_end = pick(rng) % 3 == 0 ? c.n_begin + pick(rng) % (c.n - c.n_begin + 1) : c.n;
@@ -61,7 +63,7 @@ class MatmulTarget : public ::testing::TestWithParam<Target> {
 
   // Runs `c` on the target and on the scalar reference; `exact` demands bit equality.
   void run_case(const Case& c, bool exact, std::mt19937& rng) {
-    const test::TestMatrix t = test::random_matrix(rng, c.bits, c.n, c.k, c.group_size, exact);
+    const test::TestMatrix t = test::random_matrix(rng, c.bits, c.n, c.k, c.group_size, exact, c.mins);
     const std::vector<float> x = test::random_activations(rng, c.m, c.k, exact);
     Activations a;
     prepare_activations(a, x.data(), c.m, c.k, c.k, true);
@@ -90,11 +92,8 @@ class MatmulTarget : public ::testing::TestWithParam<Target> {
           double mag = c.accumulate ? std::fabs(y0[i]) : 0.0;
           const float sx = p == ActivationPrecision::Int8 ? a.scale[m] : 1.0f;
           for (int64_t k = 0; k < c.k; ++k) {
-            const int64_t g = k / t.packed.group_size();
             const double xv = p == ActivationPrecision::Int8 ? a.q_row(m)[k] * double{sx} : x[m * c.k + k];
-            const int zero = c.bits == 8 ? 0 : t.zeros[n][g];
-            const int code = c.bits == 8 ? t.codes[n][k] - 128 : t.codes[n][k];
-            mag += t.scales[n][g] * (std::abs(code) + zero) * std::fabs(xv);
+            mag += test::weight_magnitude(t, n, k) * std::fabs(xv);
           }
           ASSERT_NEAR(got[i], ref[i], 1e-5 * mag + 1e-30) << "m " << m << " n " << n << ", " << describe(c, p);
         }
@@ -104,7 +103,7 @@ class MatmulTarget : public ::testing::TestWithParam<Target> {
 
 TEST_P(MatmulTarget, EqualsScalarBitForBitWhenEverySumIsExact) {
   std::mt19937 rng(100 + static_cast<unsigned>(GetParam()));
-  for (const Case& c : random_cases(rng, 120)) {
+  for (const Case& c : random_cases(rng, 192)) {
     run_case(c, true, rng);
     if (HasFatalFailure()) return;
   }
@@ -112,7 +111,7 @@ TEST_P(MatmulTarget, EqualsScalarBitForBitWhenEverySumIsExact) {
 
 TEST_P(MatmulTarget, MatchesScalarWithinRoundingOnRealValues) {
   std::mt19937 rng(200 + static_cast<unsigned>(GetParam()));
-  for (const Case& c : random_cases(rng, 120)) {
+  for (const Case& c : random_cases(rng, 192)) {
     run_case(c, false, rng);
     if (HasFatalFailure()) return;
   }
@@ -125,6 +124,21 @@ TEST_P(MatmulTarget, DecodeShapesOfLlama1b) {
     for (int64_t k : {2048, 5632}) {
       const Case c{bits, bits == 4 ? 128 : kPerRow, 1, 37, k, 0, 37, 37, false};
       run_case(c, false, rng);
+      if (HasFatalFailure()) return;
+    }
+}
+
+// Q6_K's and Q4_K's shapes at real widths: 8-bit codes in groups of 16 with
+// signed scales, 4-bit codes in groups of 32 with mins, decode and prefill.
+TEST_P(MatmulTarget, GgufKShapes) {
+  std::mt19937 rng(500);
+  for (int64_t m : {1, 7})
+    for (int64_t k : {256, 2048}) {
+      run_case(Case{8, 16, m, 37, k, 0, 37, 37, false, false}, false, rng);
+      run_case(Case{8, 16, m, 37, k, 0, 37, 37, false, true}, false, rng);
+      run_case(Case{4, 32, m, 37, k, 0, 37, 37, false, true}, false, rng);
+      run_case(Case{2, 16, m, 37, k, 0, 37, 37, true, true}, false, rng);
+      run_case(Case{3, 16, m, 37, k, 0, 37, 37, false, false}, false, rng);
       if (HasFatalFailure()) return;
     }
 }

@@ -70,7 +70,7 @@ std::vector<Shape> shapes() {
   std::vector<Shape> out;
   for (int bits : {2, 3, 4, 8})
     for (int64_t cols : {1, 31, 64, 100, 200, 257, 1000})
-      for (int64_t gs : {32, 64, 128, 1 << 20}) out.push_back({bits, cols, gs});
+      for (int64_t gs : {16, 32, 64, 128, 1 << 20}) out.push_back({bits, cols, gs});
   return out;
 }
 
@@ -109,7 +109,10 @@ TEST(PackedMatrix, Supports) {
   EXPECT_TRUE(PackedMatrix::supports(4, 192, 4096));
   EXPECT_TRUE(PackedMatrix::supports(3, 5000, 4096));
   EXPECT_TRUE(PackedMatrix::supports(2, 100, 100));
-  EXPECT_FALSE(PackedMatrix::supports(4, 16, 4096));
+  EXPECT_TRUE(PackedMatrix::supports(4, 16, 4096));
+  EXPECT_TRUE(PackedMatrix::supports(8, 16, 4096));
+  EXPECT_FALSE(PackedMatrix::supports(4, 8, 4096));
+  EXPECT_FALSE(PackedMatrix::supports(8, 48, 4096));
   EXPECT_FALSE(PackedMatrix::supports(4, 100, 4096));
   EXPECT_FALSE(PackedMatrix::supports(5, 64, 4096));
   EXPECT_FALSE(PackedMatrix::supports(4, 0, 4096));
@@ -146,6 +149,35 @@ TEST(PackedMatrix, BadArgumentsThrowClearErrors) {
   std::vector<uint8_t> c8(64, 1), z8{127};
   std::vector<float> s8{1.0f};
   expect_error([&] { p8.set_row(0, c8, s8, z8); }, {"symmetric", "128"});
+  // Mins: exactly one per group on a matrix with mins, none on one without.
+  z = {8, 8};
+  const std::vector<float> mins = {0.25f, -1.0f};
+  expect_error([&] { p.set_row(0, c, s, z, mins); }, {"2 mins", "without mins"});
+  PackedMatrix pm(4, 1, 100, 64, true);
+  expect_error([&] { pm.set_row(0, c, s, z); }, {"0 mins", "2 groups with mins"});
+  const std::vector<float> bad = {0.0f, std::numeric_limits<float>::infinity()};
+  expect_error([&] { pm.set_row(0, c, s, z, bad); }, {"row 0 column 64", "min"});
+}
+
+TEST(PackedMatrix, MinsAreSubtractedAfterTheScaledCodes) {
+  std::mt19937 rng(12);
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t gs : {16, 32, 128}) {
+      const test::TestMatrix t = test::random_matrix(rng, bits, 3, 200, gs, false, true);
+      ASSERT_TRUE(t.packed.has_mins());
+      EXPECT_EQ(t.packed.bytes(), test::random_matrix(rng, bits, 3, 200, gs, false).packed.bytes() +
+                                      static_cast<size_t>(3 * t.packed.groups()) * sizeof(float));
+      std::vector<float> w(200);
+      for (int64_t r = 0; r < 3; ++r) {
+        t.packed.dequantize_row(r, w);
+        for (int64_t k = 0; k < 200; ++k) {
+          const int64_t g = k / gs;
+          const float expected =
+              t.scales[r][g] * static_cast<float>(int{t.codes[r][k]} - int{t.zeros[r][g]}) - t.mins[r][g];
+          ASSERT_EQ(w[k], expected) << "bits " << bits << " group " << gs << " row " << r << " col " << k;
+        }
+      }
+    }
 }
 
 }  // namespace

@@ -93,7 +93,8 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
 
 const std::vector<std::string> kSchemes = {"int8:channel", "int8:g64:f16scale", "int4:g32", "int4:g64:asym",
                                            "int4:g128",    "int4:tensor",       "int3:g32:asym", "int3:g64",
-                                           "int2:g64:asym", "int2:g32:full"};
+                                           "int2:g64:asym", "int2:g32:full", "int4:g16:asym", "int8:g16",
+                                           "int3:g16"};
 
 TEST(PackedRuntime, MatchesDequantizedModelForEverySchemeAndTarget) {
   for (const Model& m : {llama_model(3), gpt2_model(4)}) {
@@ -122,8 +123,9 @@ TEST(PackedRuntime, SchemesWithoutKernelsFallBackToFloat) {
   std::string why;
   EXPECT_FALSE(model::kernels_support(quant::Scheme::parse("nf4:g64"), 64, &why));
   EXPECT_NE(why.find("integer"), std::string::npos) << why;
-  EXPECT_FALSE(model::kernels_support(quant::Scheme::parse("int4:g16"), 64, &why));
-  EXPECT_NE(why.find("group size 16"), std::string::npos) << why;
+  EXPECT_TRUE(model::kernels_support(quant::Scheme::parse("int4:g16"), 64, &why));  // groups of 16: the K types'
+  EXPECT_FALSE(model::kernels_support(quant::Scheme::parse("int4:g48"), 64, &why));
+  EXPECT_NE(why.find("group size 48"), std::string::npos) << why;
   EXPECT_FALSE(model::kernels_support(quant::Scheme::parse("int8:channel:asym"), 64, &why));
   EXPECT_FALSE(model::kernels_support(quant::Scheme::parse("int5:g32"), 64, &why));
   const QuantizedModel qm = quantize_all(m, "nf4:g64");
