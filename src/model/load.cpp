@@ -49,8 +49,8 @@ Model from_llama2c(const std::string& path) {
 // A GGUF model whose block-quantized linear layers (and untied output head)
 // go from their blocks straight into the kernels' layout (gguf_packing.h:
 // Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q6_K); 5-bit types, which have no
-// kernel, are dequantized with one notice, and the embedding table (a lookup,
-// not a product) is dequantized as on the reference path.
+// kernel, are dequantized with one notice. The embedding table is packed as
+// well when its type has a layout (a tied head then shares it).
 Model packed_gguf_model(const std::string& path) {
   static constexpr std::string_view kLinearSuffixes[] = {
       "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
@@ -59,6 +59,9 @@ Model packed_gguf_model(const std::string& path) {
   formats::GgufModelReadOptions ro;
   std::vector<std::string> fallbacks;
   ro.keep_blocks = [&fallbacks](formats::GgmlType type, const std::string& hf_name) {
+    // The embedding table too: its rows are looked up with dequantize_row
+    // (ggml's values exactly), and a tied head then runs on the kernels.
+    if (hf_name == "model.embed_tokens.weight" || hf_name.ends_with("wte.weight")) return gguf_kernels_support(type);
     bool linear = hf_name == "lm_head.weight";
     for (std::string_view suffix : kLinearSuffixes) linear = linear || hf_name.ends_with(suffix);
     if (linear && !gguf_kernels_support(type))
@@ -76,6 +79,13 @@ Model packed_gguf_model(const std::string& path) {
   std::set<std::string> external;
   for (const auto& entry : packed) external.insert(entry.first);
   Model m = build_model(std::move(g.config), g.tensors, path, external);
+  for (const char* name : {"model.embed_tokens.weight", "wte.weight"}) {
+    const auto embed = packed.find(name);
+    if (embed == packed.end()) continue;
+    m.embed_packed = pack_gguf_blocks(embed->second, m.config.hidden_size);
+    if (m.config.tie_embeddings) m.lm_head_packed = m.embed_packed;  // one table, held once
+    packed.erase(embed);
+  }
   if (const auto head = packed.find("lm_head.weight"); head != packed.end()) {
     m.lm_head_packed = pack_gguf_blocks(head->second, m.config.hidden_size);
     packed.erase(head);

@@ -256,11 +256,14 @@ int64_t Model::parameter_count() const {
       if (p) n += p->rows() * p->cols();
   for (const auto* p : {lm_head_packed.get(), embed_packed.get()})
     if (p) n += p->rows() * p->cols();
+  if (lm_head_packed && lm_head_packed == embed_packed) n -= lm_head_packed->rows() * lm_head_packed->cols();
   return n;
 }
 
 uint64_t Model::packed_bytes() const {
-  uint64_t n = (lm_head_packed ? lm_head_packed->bytes() : 0) + (embed_packed ? embed_packed->bytes() : 0);
+  // A tied head may share the embedding's packed table: count it once.
+  uint64_t n = (lm_head_packed ? lm_head_packed->bytes() : 0) +
+               (embed_packed && embed_packed != lm_head_packed ? embed_packed->bytes() : 0);
   for (const LayerWeights& L : layers)
     for (const auto& p : L.packed)
       if (p) n += p->bytes();

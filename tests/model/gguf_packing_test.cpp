@@ -158,8 +158,16 @@ std::map<std::string, formats::GgmlType> block_types(const std::string& file) {
 // Loads `file` both ways, checks which layers are packed (every linear whose
 // block type has a kernel, and the untied head when quantized) and that the
 // logits agree within 1e-5 of the largest; returns the relative difference.
-double expect_kernels_match_reference(const std::string& file, const ModelConfig& config, bool head_packed) {
+double expect_kernels_match_reference(const std::string& file, const ModelConfig& config) {
   const std::map<std::string, formats::GgmlType> types = block_types(file);
+  auto packs = [&](const std::string& name) {
+    const auto it = types.find(name);
+    return it != types.end() && gguf_kernels_support(it->second);
+  };
+  const std::string embed_name = config.arch == Architecture::GPT2 ? "wte.weight" : "model.embed_tokens.weight";
+  const bool embed_packed = packs(embed_name);
+  // A quantized untied head is packed; a tied one is the embedding's table, packed with it.
+  const bool head_packed = config.tie_embeddings ? embed_packed : packs("lm_head.weight");
   const Model ref = load_model(file);
   const Model packed = load_model(file, {.integer_kernels = true});
   int n_packed = 0;
@@ -172,6 +180,14 @@ double expect_kernels_match_reference(const std::string& file, const ModelConfig
   }
   EXPECT_GT(n_packed, 0) << file;
   EXPECT_EQ(packed.lm_head_packed != nullptr, head_packed) << file;
+  EXPECT_EQ(packed.embed_packed != nullptr, embed_packed) << file;
+  if (config.tie_embeddings && embed_packed) {
+    EXPECT_EQ(packed.lm_head_packed, packed.embed_packed) << file;
+  }
+  if (!config.tie_embeddings) {
+    EXPECT_TRUE(packs("lm_head.weight")) << file;  // every mixture quantizes output.weight
+  }
+  EXPECT_EQ(packed.parameter_count(), ref.parameter_count()) << file;
   // No float copy of a packed layer (fallback layers are f32 on both paths).
   if (n_packed == static_cast<int>(all_linears(config).size()))
     EXPECT_LT(packed.weight_bytes(), ref.weight_bytes() / 2) << file;
@@ -207,8 +223,7 @@ TEST(GgufPacking, LlamaGgufOnTheKernelsMatchesTheDequantizedPath) {
       o.recipe = formats::parse_gguf_recipe(mix);
       const std::string file = dir.path() / (std::string(mix) + (tied ? "_tied" : "") + ".gguf");
       formats::write_gguf_model(file, c, testing::random_llama_tensors(d, 11), nullptr, o);
-      // An untied head is Q6_K (Q8_0 in q8_0): packed; a tied one is the float embedding table.
-      const double diff = expect_kernels_match_reference(file, c, !tied);
+      const double diff = expect_kernels_match_reference(file, c);
       std::printf("llama %s%s: max relative logit difference %.3g\n", mix, tied ? " tied" : "", diff);
     }
   }
@@ -225,7 +240,7 @@ TEST(GgufPacking, Gpt2GgufOnTheKernelsMatchesTheDequantizedPath) {
     o.recipe = formats::parse_gguf_recipe(mix);
     const std::string file = dir.path() / (std::string("gpt2_") + mix + ".gguf");
     formats::write_gguf_model(file, c, testing::random_gpt2_tensors(d, 13), nullptr, o);
-    const double diff = expect_kernels_match_reference(file, c, false);
+    const double diff = expect_kernels_match_reference(file, c);
     std::printf("gpt2 %s: max relative logit difference %.3g\n", mix, diff);
   }
 }
