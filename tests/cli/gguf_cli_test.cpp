@@ -160,6 +160,8 @@ TEST_F(GgufCli, KMixturesImportanceWeightsAndGptqGiveLoadableFiles) {
     ASSERT_EQ(q.exit_code, 0) << spec << ": " << q.err;
     const double ppl = eval_file(file, 2)["perplexity"].get<double>();
     EXPECT_TRUE(std::isfinite(ppl) && ppl < 20.0) << spec << " " << ppl;
+    // The integer kernels (blocks repacked; 5-bit types dequantized) score what the reference path does.
+    EXPECT_NEAR(eval_file(file, 2, " --dequantize")["perplexity"].get<double>() / ppl, 1.0, 1e-5) << spec;
   }
   const auto gen = run_qforge("generate " + path("q6_k.gguf") + " -n 20 -t 1");
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
