@@ -12,6 +12,10 @@
 //         set); per group g of row n the kernel forms the exact int32 dot
 //         I_g = sum_k c[n,k] * q[m,k] - zero_g * sum_k q[m,k], then
 //         y = scale_x[m] * sum_g scale_g * I_g (W8A8, W4A8, W3A8, W2A8).
+// A matrix with mins (PackedMatrix::has_mins) then has sum_g min_g * X_g
+// subtracted, X_g the sum of group g's activations: of x for F32, and
+// scale_x[m] * (the exact int32 sum of q) for Int8, so the result is the
+// dequantized matrix times exactly the activations the dots used.
 // Every Target computes the integer dots exactly as the scalar reference does
 // and the float sum within rounding (1e-5 relative); M = 1 (decode) and M > 1
 // (prefill, register-blocked over several activation rows) are both handled
