@@ -9,10 +9,13 @@ packages=(
   clang libclang-rt-14-dev          # libFuzzer target and sanitizer runtime
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
+  libcpp-httplib-dev                # qforge serve (HTTP server, header-only)
   libopenblas-dev liblapacke-dev libomp-dev
   libsentencepiece-dev              # reads SentencePiece .model files (tokenizers)
   python3 python3-numpy             # independent references used by tests only
   nodejs                            # @huggingface/gguf checks our GGUF files (tests/gguf_js)
+  chromium                          # the real browser that checks qforge report's HTML (tests)
+  curl                              # the HTTP client of the qforge serve tests
 )
 # Debian's nodejs comes without npm; NodeSource's bundles it (and conflicts
 # with Debian's npm package), so npm is asked for only when the command is missing.
