@@ -9,8 +9,9 @@ jobs=$(nproc)
 fuzz_seconds=${QF_FUZZ_SECONDS:-30}
 
 bash scripts/install-deps.sh
-# ccache (when present) may reuse objects across clones of the tree.
-export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
+# ccache (when present) may reuse objects across clones of the tree; the
+# sloppiness lets it cache the test files, which use a precompiled header.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1 CCACHE_SLOPPINESS=pch_defines,time_macros
 
 # The independent GGUF reader of the GgufCli tests, and real llama.cpp
 # (node-llama-cpp's prebuilt CPU binaries; --ignore-scripts: its postinstall

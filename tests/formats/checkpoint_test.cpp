@@ -107,7 +107,7 @@ TEST(OpenCheckpoint, FolderWithTokenizerBeside) {
 }
 
 TEST(OpenCheckpoint, Stories260KFileAndFolder) {
-  const std::string folder = std::string(QF_SHARED_DATA) + "/stories260K";
+  const std::string folder = QF_SHARED_DATA "/stories260K";
   const std::string path = folder + "/stories260K.bin";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is absent";
   for (const auto& p : {path, folder}) {
