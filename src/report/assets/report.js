@@ -109,7 +109,9 @@
       title, width: opts.width || 440, height: opts.height || 220,
       scales: { x: { time: false, range: [xs[0] - 0.6, xs[xs.length - 1] + 0.6] },
                 y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1] } },
-      axes: [{ label: opts.xlabel, values: opts.xvalues }, { label: opts.ylabel, size: 60 }],
+      // One tick per layer, its label turned so block.kind names do not collide.
+      axes: [{ label: opts.xlabel, values: opts.xvalues, splits: () => xs, rotate: -60, size: 90, font: "10px sans-serif" },
+             { label: opts.ylabel, size: 60 }],
       legend: { show: n > 1 || !!opts.legend },
       series: [{ label: opts.xname || "x", value: opts.xvalue }].concat(seriesList.map((s, k) => ({
         label: s.label, stroke: s.color, fill: s.color, width: 0,
@@ -149,7 +151,7 @@
     const xvalues = (u, ticks) => ticks.map((t) => (Number.isInteger(t) && layers[t] ? `${layers[t].block}.${layers[t].kind}` : ""));
     const legend = document.getElementById("layer-legend");
     models.forEach((m, k) => legend.append(el("span", {}, el("i", { style: `background:${color(k)}` }), m.name)));
-    const common = { xlabel: "layer (block.kind)", xvalues, width: Math.max(440, Math.min(1200, 30 * layers.length)),
+    const common = { xlabel: "layer (block.kind)", xvalues, width: Math.max(440, Math.min(1180, 40 * layers.length)),
                      xname: "layer", xvalue: (u, i) => (layers[i] ? layers[i].name : "") };
     const metrics = [["sqnr_db", "SQNR (dB, higher is better)", "dB"], ["mse", "weight MSE", "MSE"],
                      ["kld", "KLD contribution (nats)", "KLD"]];
@@ -310,6 +312,10 @@
     // The line count comes from the draw hook; keep the registry entry live.
     Object.defineProperty(registry.charts[registry.charts.length - 1], "lines", { get: () => entry.lines, enumerable: true });
     return u;
+  }
+  for (const id of ["weight-legend", "act-legend"]) {
+    const lg = document.getElementById(id);
+    models.forEach((m, k) => lg.append(el("span", {}, el("i", { style: `background:${color(k)}` }), `${m.name} grid`)));
   }
   const weightBox = document.getElementById("weight-hists");
   data.weights.forEach((w, i) => {
