@@ -108,7 +108,9 @@ try {
       const m = /KLD ([-0-9.e+]+) nats/.exec(tip.text);
       if (!m) { problem(`the tooltip of token ${t} shows no KLD: "${tip.text.slice(0, 80)}"`); continue; }
       const shown = Number(m[1]);
-      if (Math.abs(shown - kld[t]) > 5e-4 * Math.max(Math.abs(kld[t]), 1e-3))
+      // The page shows 4 significant digits: allow half a unit of the 4th.
+      const unit = kld[t] === 0 ? 0 : 10 ** (Math.floor(Math.log10(Math.abs(kld[t]))) - 3);
+      if (Math.abs(shown - kld[t]) > 0.51 * unit)
         problem(`the tooltip of token ${t} says KLD ${shown}, the JSON ${kld[t]}`);
       const k = data.settings.top_k;
       const wantRows = data.baseline.top_ids[t].length + models[0].top_ids[t].length;

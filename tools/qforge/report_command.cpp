@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,15 +23,18 @@ struct ReportCliOptions {
 void run_report(const ReportCliOptions& opt) {
   const nlohmann::ordered_json data = report::collect_report(opt.report);
   const std::string page = report::render_html(data);
-  if (!opt.json.empty()) {
-    AtomicFileWriter w(opt.json);
-    w.write(data.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
-    w.write("\n");
-    w.commit();
+  // Both temporary files exist before either is committed, so an unwritable
+  // folder fails the run before anything is replaced.
+  AtomicFileWriter html(opt.output);
+  std::optional<AtomicFileWriter> json;
+  if (!opt.json.empty()) json.emplace(opt.json);
+  html.write(page);
+  if (json) {
+    json->write(data.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+    json->write("\n");
+    json->commit();
   }
-  AtomicFileWriter w(opt.output);
-  w.write(page);
-  w.commit();
+  html.commit();
   fmt::print("report       {} ({:.2f} MB, {} model{} against {}, {} tokens)\n", opt.output,
              static_cast<double>(page.size()) / 1e6, opt.report.compare.size(),
              opt.report.compare.size() == 1 ? "" : "s", opt.report.model, data["text"]["tokens"].get<int64_t>());
