@@ -151,7 +151,8 @@ ordered_json collect_report(const ReportOptions& o) {
     const model::QuantizedModel& qm = qms.back();
     std::vector<LayerError> layers = layer_errors(fp32, qm);
     const model::Model deq = model::dequantized_model(qm);
-    if (kld_tokens >= 2) add_kld_contributions(fp32, deq, kld_span, kld_base, layers, o.n_threads);
+    const bool unscaled = norms_match(fp32, qm.model);
+    if (kld_tokens >= 2 && unscaled) add_kld_contributions(fp32, deq, kld_span, kld_base, layers, o.n_threads);
 
     const Tensor logits = forward_logits(deq, tokens, o.n_threads);
     const std::vector<float> kld = kld_per_row(base_scored, scored_rows(logits));
@@ -171,6 +172,8 @@ ordered_json collect_report(const ReportOptions& o) {
       qbytes += l.weight.storage_bytes();
       qparams += shape_numel(l.weight.shape);
     }
+    // false: channel scales were folded into the norms (AWQ, SmoothQuant), see norms_match.
+    m["norms_match"] = unscaled;
     m["bits_per_weight"] = num(qparams ? 8.0 * static_cast<double>(qbytes) / static_cast<double>(qparams) : 0.0);
     m["bytes"] = qbytes;
     m["summary"] = {{"kld_mean", num(mean(kld))},

@@ -1,5 +1,6 @@
 #include "report/layer_errors.h"
 
+#include <cstring>
 #include <map>
 
 #include "core/error.h"
@@ -24,7 +25,24 @@ double mean(const std::vector<float>& v) {
   return v.empty() ? 0.0 : s / static_cast<double>(v.size());
 }
 
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  if (a.empty() || b.empty()) return a.empty() && b.empty();  // absent (e.g. Llama's norm biases)
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  return a.nbytes() == 0 || std::memcmp(a.bytes(), b.bytes(), a.nbytes()) == 0;
+}
+
 }  // namespace
+
+bool norms_match(const model::Model& fp32, const model::Model& quantized) {
+  if (fp32.layers.size() != quantized.layers.size()) return false;
+  for (size_t l = 0; l < fp32.layers.size(); ++l) {
+    const auto &a = fp32.layers[l], &b = quantized.layers[l];
+    if (!same_bytes(a.attn_norm, b.attn_norm) || !same_bytes(a.ffn_norm, b.ffn_norm) ||
+        !same_bytes(a.attn_norm_bias, b.attn_norm_bias) || !same_bytes(a.ffn_norm_bias, b.ffn_norm_bias))
+      return false;
+  }
+  return same_bytes(fp32.final_norm, quantized.final_norm);
+}
 
 std::vector<LayerError> layer_errors(const model::Model& fp32, const model::QuantizedModel& qm) {
   check_same_architecture(fp32, qm.model);

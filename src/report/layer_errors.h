@@ -28,6 +28,13 @@ struct LayerError {
   std::vector<float> grid;               // first_group_levels of the quantized weight
 };
 
+// True when every norm weight of `quantized` equals fp32's bit for bit. AWQ
+// and SmoothQuant fold per-channel scales into the norms (and scale the
+// weights by their inverse): then a layer's weights are compared with
+// unscaled fp32 weights, and swapping one layer into the fp32 model is not a
+// model anyone runs, so its KLD contribution is not measured.
+bool norms_match(const model::Model& fp32, const model::Model& quantized);
+
 // SQNR/MSE and scheme of every linear layer of `fp32` (all_linears order)
 // against the quantized model. Throws qf::Error when the two models differ in
 // architecture or a quantized layer's shape differs from the fp32 one.

@@ -87,6 +87,10 @@ TEST(ReportCli, StoriesReportInChromiumAgreesWithItsJson) {
   EXPECT_EQ(data["models"][0]["kld"].size(), 511u);
   EXPECT_EQ(data["weights"].size(), 35u);      // 5 blocks x 7 linear layers
   EXPECT_EQ(data["activations"].size(), 20u);  // 5 blocks x 4 sites
+  for (const auto& m : data["models"]) {
+    EXPECT_TRUE(m["norms_match"].get<bool>()) << m["name"];  // RTN and GPTQ leave the norms alone
+    for (const auto& l : m["layers"]) EXPECT_GT(l["kld"].get<double>(), 0.0) << l["name"];
+  }
   // GPTQ is what it is for: a lower mean KLD than RTN at the same bits.
   EXPECT_LT(data["models"][1]["summary"]["kld_mean"].get<double>(),
             data["models"][0]["summary"]["kld_mean"].get<double>());

@@ -202,6 +202,16 @@ TEST_F(ReportStories, KldContributionIsZeroForAnUnchangedLayerAndGrowsWithFewerB
   EXPECT_GT(s2, 4 * s4);  // 2-bit layers cost far more than 4-bit ones
 }
 
+TEST_F(ReportStories, NormsMatchDetectsFoldedChannelScales) {
+  EXPECT_TRUE(norms_match(fp32_, fp32_));
+  EXPECT_TRUE(norms_match(fp32_, model::dequantized_model(rtn("int4:g32"))));
+  model::Model scaled = fp32_;
+  Tensor norm = scaled.layers[1].ffn_norm.clone();
+  norm.mutable_data<float>()[7] *= 2.0f;  // what folding a channel scale does
+  scaled.layers[1].ffn_norm = norm;
+  EXPECT_FALSE(norms_match(fp32_, scaled));
+}
+
 TEST_F(ReportStories, PerTokenKldIsWhatEvalReports) {
   const model::QuantizedModel qm = rtn("int4:g32");
   const model::Model deq = model::dequantized_model(qm);

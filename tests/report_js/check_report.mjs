@@ -115,7 +115,8 @@ try {
       const k = data.settings.top_k;
       const wantRows = data.baseline.top_ids[t].length + models[0].top_ids[t].length;
       if (tip.rows !== wantRows) problem(`the tooltip of token ${t} lists ${tip.rows} candidates, expected ${wantRows} (top-${k} of both)`);
-      const best = JSON.stringify(data.pieces[String(data.baseline.top_ids[t][0])]).slice(1, -1);
+      // The page shows a piece escaped, with spaces as U+2423.
+      const best = JSON.stringify(data.pieces[String(data.baseline.top_ids[t][0])]).slice(1, -1).replaceAll(" ", "\u2423");
       if (!tip.text.includes(best)) problem(`the tooltip of token ${t} does not show fp32's top candidate "${best}"`);
       await page.mouse.move(0, 0);
     }

@@ -32,8 +32,9 @@
     const p = data.pieces[String(id)];
     return p === undefined ? "#" + id : p;
   }
+  // A token as text a reader can see: newlines and quotes escaped, spaces as U+2423.
   function visible(text) {
-    return JSON.stringify(text).slice(1, -1);  // newlines and quotes shown escaped
+    return JSON.stringify(text).slice(1, -1).replaceAll(" ", "\u2423");
   }
 
   // --- sortable tables -------------------------------------------------------
@@ -139,6 +140,11 @@
       [{ label: "model", text: true }, { label: "method", text: true }, { label: "bits/w" }, { label: "KLD mean" },
        { label: "KLD p99" }, { label: "KLD max" }, { label: "top-1 %" }, { label: "PPL" }, { label: "fp32 PPL" },
        { label: "path", text: true }], rows));
+    for (const m of models.filter((mm) => !mm.norms_match)) {
+      document.getElementById("summary").append(el("p", { class: "note", text:
+        `${m.name}: its norm weights differ from fp32's (channel scales folded in, as AWQ and SmoothQuant do), so ` +
+        "its layers' SQNR/MSE compare scaled weights with unscaled ones and no per-layer KLD contribution is measured." }));
+    }
   } else {
     document.getElementById("summary").textContent = "No quantized model compared (pass --compare).";
     for (const s of ["layers-section", "tokens-section"]) document.getElementById(s).hidden = true;
