@@ -97,6 +97,13 @@ std::string display_name(const std::string& path, std::set<std::string>& used) {
 ordered_json collect_report(const ReportOptions& o) {
   QF_CHECK(o.max_tokens >= 2, "--max-tokens must be at least 2, got {}", o.max_tokens);
   QF_CHECK(o.top_k >= 1, "top-k must be at least 1, got {}", o.top_k);
+  // Cheap checks first: a wrong path should not wait for the forward passes.
+  for (const std::string& path : o.compare) {
+    with_context(path, [&] {
+      QF_CHECK(model::is_quantized_checkpoint(path),
+               "not a quantized checkpoint (a qforge, GPTQ, AWQ or compressed-tensors folder)");
+    });
+  }
   const std::string text = read_text(o.text);
   const model::Model fp32 = model::load_model(o.model);
   const auto tok = tokenizer::make_tokenizer(model::load_vocab(o.model));
@@ -143,10 +150,6 @@ ordered_json collect_report(const ReportOptions& o) {
   ordered_json models = ordered_json::array();
   std::set<std::string> names;
   for (const std::string& path : o.compare) {
-    with_context(path, [&] {
-      QF_CHECK(model::is_quantized_checkpoint(path),
-               "not a quantized checkpoint (a qforge, GPTQ, AWQ or compressed-tensors folder)");
-    });
     qms.push_back(model::load_quantized(path));
     const model::QuantizedModel& qm = qms.back();
     std::vector<LayerError> layers = layer_errors(fp32, qm);

@@ -21,13 +21,14 @@ struct ReportCliOptions {
 };
 
 void run_report(const ReportCliOptions& opt) {
-  const nlohmann::ordered_json data = report::collect_report(opt.report);
-  const std::string page = report::render_html(data);
-  // Both temporary files exist before either is committed, so an unwritable
-  // folder fails the run before anything is replaced.
+  // The temporary files are created first: an unwritable folder fails at
+  // once, not after the forward passes, and nothing is replaced until both
+  // are complete.
   AtomicFileWriter html(opt.output);
   std::optional<AtomicFileWriter> json;
   if (!opt.json.empty()) json.emplace(opt.json);
+  const nlohmann::ordered_json data = report::collect_report(opt.report);
+  const std::string page = report::render_html(data);
   html.write(page);
   if (json) {
     json->write(data.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
