@@ -18,6 +18,7 @@
 #include "quant/codebook.h"
 #include "quant/quantize.h"
 #include "report/histograms.h"
+#include "report/html.h"
 #include "report/layer_errors.h"
 #include "report/token_kld.h"
 #include "shared_data.h"
@@ -128,6 +129,27 @@ TEST(ReportTokens, TopKAndKldMatchHandComputedSoftmax) {
   ASSERT_EQ(nll.size(), 1u);
   EXPECT_NEAR(nll[0], std::log(z) - 3.0, 1e-5);
   EXPECT_THROW(kld_per_row(p, matrix({1, 2, 3}, 1, 3)), Error);
+}
+
+TEST(ReportHtml, EmbeddedJsonCannotCloseItsScriptAndReadsBack) {
+  nlohmann::ordered_json j = {{"format", "qforge-report"},
+                              {"evil", "</script><script>alert(1)</script> <!-- /*@REPORT_JS@*/ @REPORT_JSON@"}};
+  const std::string page = render_html(j);
+  const std::string open = "<script id=\"qf-data\" type=\"application/json\">";
+  const size_t a = page.find(open);
+  ASSERT_NE(a, std::string::npos);
+  const size_t b = page.find("</script>", a);
+  const std::string embedded = page.substr(a + open.size(), b - a - open.size());
+  EXPECT_EQ(embedded.find('<'), std::string::npos);
+  EXPECT_EQ(nlohmann::ordered_json::parse(embedded), j);
+  // The page's own scripts follow the data, each once: uPlot and the report script.
+  EXPECT_NE(page.find("var uPlot=", b), std::string::npos);
+  EXPECT_NE(page.find("window.qfReport = registry", b), std::string::npos);
+  // Every template marker was filled; the ones in the data stay data.
+  const std::string outside = page.substr(0, a) + page.substr(b);
+  EXPECT_EQ(outside.find("/*@"), std::string::npos);
+  EXPECT_EQ(outside.find("@REPORT_JSON@"), std::string::npos);
+  EXPECT_NE(embedded.find("/*@REPORT_JS@*/ @REPORT_JSON@"), std::string::npos);
 }
 
 class ReportStories : public ::testing::Test {
