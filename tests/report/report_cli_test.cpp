@@ -56,7 +56,7 @@ void quantize(const std::string& out, const std::string& method) {
   const std::string calib = method == "rtn" ? "" :
       " --calib " + shared_data_path(kText) + " --calib-samples 8 --calib-seqlen 128 --seed 1";
   const CommandResult r = run_qforge("quantize " + shared_data_path(kStories) + " -o " + out + " --method " + method +
-                                     " --weights int4:g32 -t 2" + calib);
+                                     " --weights int4:g32 -t 1" + calib);
   ASSERT_EQ(r.exit_code, 0) << r.err;
 }
 
@@ -73,7 +73,7 @@ TEST(ReportCli, StoriesReportInChromiumAgreesWithItsJson) {
   const fs::path shot = fs::path(REPORT_TEST_OUT) / "report_stories260K.png";
   const CommandResult r = run_qforge("report " + shared_data_path(kStories) + " --compare " + rtn + "," + gptq +
                                      " --text " + shared_data_path(kText) + " -o " + html.string() + " --json " +
-                                     json.string() + " -t 2");
+                                     json.string() + " -t 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find(html.string()), std::string::npos) << r.out;
 
