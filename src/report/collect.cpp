@@ -147,6 +147,7 @@ ordered_json collect_report(const ReportOptions& o) {
 
   std::vector<std::vector<LayerError>> errors;
   std::vector<model::QuantizedModel> qms;
+  std::vector<bool> scaled;  // per compared model: channel scales folded into the norms
   ordered_json models = ordered_json::array();
   std::set<std::string> names;
   for (const std::string& path : o.compare) {
@@ -155,6 +156,7 @@ ordered_json collect_report(const ReportOptions& o) {
     std::vector<LayerError> layers = layer_errors(fp32, qm);
     const model::Model deq = model::dequantized_model(qm);
     const bool unscaled = norms_match(fp32, qm.model);
+    scaled.push_back(!unscaled);
     if (kld_tokens >= 2 && unscaled) add_kld_contributions(fp32, deq, kld_span, kld_base, layers, o.n_threads);
 
     const Tensor logits = forward_logits(deq, tokens, o.n_threads);
@@ -231,8 +233,12 @@ ordered_json collect_report(const ReportOptions& o) {
   ordered_json acts = ordered_json::array();
   for (const SiteActivations& a : site_activations(fp32, tokens, o.bins, o.n_threads)) {
     ordered_json grids = ordered_json::array();
-    for (const auto& qm : qms)
-      grids.push_back(nums(activation_levels(qm.model.layers[static_cast<size_t>(a.block)].act[static_cast<size_t>(a.site)])));
+    // A model with smoothing folded in quantizes x / s, not the fp32 x drawn
+    // here: its grid would be drawn on the wrong distribution, so it is left out.
+    for (size_t k = 0; k < qms.size(); ++k) {
+      const model::ActivationQuant& aq = qms[k].model.layers[static_cast<size_t>(a.block)].act[static_cast<size_t>(a.site)];
+      grids.push_back(scaled[k] ? ordered_json::array() : nums(activation_levels(aq)));
+    }
     acts.push_back({{"block", a.block},
                     {"site", model::input_site_name(a.site)},
                     {"channels", a.stats.channels},

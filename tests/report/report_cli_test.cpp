@@ -1,5 +1,5 @@
 // `qforge report` end to end: stories260K against its int4 RTN and GPTQ
-// versions (built here with qforge quantize), the page opened in real
+// versions and a static W8A8 one (built here with qforge quantize), the page opened in real
 // Chromium by tests/report_js/check_report.mjs (puppeteer-core), which must
 // find every chart plotting what the JSON says; plus the CLI's errors and the
 // pin of the uPlot copy compiled into the page.
@@ -52,11 +52,11 @@ fs::path work_dir(const std::string& name) {
   return d;
 }
 
-void quantize(const std::string& out, const std::string& method) {
-  const std::string calib = method == "rtn" ? "" :
+void quantize(const std::string& out, const std::string& method, const std::string& flags = "--weights int4:g32") {
+  const std::string calib = method == "rtn" && flags.find("--acts") == std::string::npos ? "" :
       " --calib " + shared_data_path(kText) + " --calib-samples 8 --calib-seqlen 128 --seed 1";
   const CommandResult r = run_qforge("quantize " + shared_data_path(kStories) + " -o " + out + " --method " + method +
-                                     " --weights int4:g32 -t 1" + calib);
+                                     " " + flags + " -t 1" + calib);
   ASSERT_EQ(r.exit_code, 0) << r.err;
 }
 
@@ -67,11 +67,14 @@ TEST(ReportCli, StoriesReportInChromiumAgreesWithItsJson) {
   const std::string rtn = (dir / "int4-rtn").string(), gptq = (dir / "int4-gptq").string();
   ASSERT_NO_FATAL_FAILURE(quantize(rtn, "rtn"));
   ASSERT_NO_FATAL_FAILURE(quantize(gptq, "gptq"));
+  // W8A8 with static activation scales: its activation grids are drawn too.
+  const std::string w8a8 = (dir / "w8a8-static").string();
+  ASSERT_NO_FATAL_FAILURE(quantize(w8a8, "rtn", "--weights int8:channel --acts int8 --act-mode static-tensor"));
   // The page, JSON and screenshot stay in the build folder for a look.
   const fs::path html = fs::path(REPORT_TEST_OUT) / "report_stories260K.html";
   const fs::path json = fs::path(REPORT_TEST_OUT) / "report_stories260K.json";
   const fs::path shot = fs::path(REPORT_TEST_OUT) / "report_stories260K.png";
-  const CommandResult r = run_qforge("report " + shared_data_path(kStories) + " --compare " + rtn + "," + gptq +
+  const CommandResult r = run_qforge("report " + shared_data_path(kStories) + " --compare " + rtn + "," + gptq + "," + w8a8 +
                                      " --text " + shared_data_path(kText) + " -o " + html.string() + " --json " +
                                      json.string() + " -t 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -80,13 +83,17 @@ TEST(ReportCli, StoriesReportInChromiumAgreesWithItsJson) {
   const std::string page = slurp(html);
   EXPECT_LT(page.size(), 5u << 20) << "the stories260K report should stay under 5 MB";
   const auto data = nlohmann::json::parse(slurp(json));
-  ASSERT_EQ(data["models"].size(), 2u);
+  ASSERT_EQ(data["models"].size(), 3u);
   EXPECT_EQ(data["models"][0]["name"], "int4-rtn");
   EXPECT_EQ(data["models"][1]["method"], "gptq");
   EXPECT_EQ(data["text"]["tokens"], 512);  // capped by stories260K's context
   EXPECT_EQ(data["models"][0]["kld"].size(), 511u);
   EXPECT_EQ(data["weights"].size(), 35u);      // 5 blocks x 7 linear layers
   EXPECT_EQ(data["activations"].size(), 20u);  // 5 blocks x 4 sites
+  for (const auto& a : data["activations"]) {
+    EXPECT_TRUE(a["grids"][0].empty());         // weight-only int4: no activation grid
+    EXPECT_EQ(a["grids"][2].size(), 255u);      // static int8: -127..127 times its scale
+  }
   for (const auto& m : data["models"]) {
     EXPECT_TRUE(m["norms_match"].get<bool>()) << m["name"];  // RTN and GPTQ leave the norms alone
     for (const auto& l : m["layers"]) EXPECT_GT(l["kld"].get<double>(), 0.0) << l["name"];

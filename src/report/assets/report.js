@@ -143,7 +143,8 @@
     for (const m of models.filter((mm) => !mm.norms_match)) {
       document.getElementById("summary").append(el("p", { class: "note", text:
         `${m.name}: its norm weights differ from fp32's (channel scales folded in, as AWQ and SmoothQuant do), so ` +
-        "its layers' SQNR/MSE compare scaled weights with unscaled ones and no per-layer KLD contribution is measured." }));
+        "its layers' SQNR/MSE compare scaled weights with unscaled ones, no per-layer KLD contribution is measured " +
+        "and its activation grids (for smoothed activations) are not drawn on the fp32 histograms." }));
     }
   } else {
     document.getElementById("summary").textContent = "No quantized model compared (pass --compare).";
