@@ -177,7 +177,8 @@
     // The assignment as a block x kind grid per model: each cell its scheme.
     const kinds = [...new Set(layers.map((l) => l.kind))];
     const blocks = [...new Set(layers.map((l) => l.block))];
-    const bitColor = (b) => (b === null ? "#eee" : `hsl(${Math.max(0, Math.min(8, b)) * 15}, 70%, 80%)`);
+    // 2 bits red through 3 orange, 4 yellow-green, to 8 blue; float grey.
+    const bitColor = (b) => (b === null ? "#eee" : `hsl(${Math.max(0, Math.min(6, b - 2)) * 38}, 75%, 78%)`);
     const grid = document.getElementById("bits-grid");
     models.forEach((m) => {
       const byKey = new Map(m.layers.map((l) => [`${l.block}/${l.kind}`, l]));
