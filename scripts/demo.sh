@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a default model: build qforge, then quantize every matrix of
-# the model several ways and print a quality/size table.
+# the model several ways and print a quality/size table; with stories260K's
+# text beside it, end with an interactive report (qforge report) comparing
+# int4 RTN, int4 GPTQ and a 3.5-bit mixed-precision model with the fp32 one.
 # Usage: scripts/demo.sh [MODEL]   (MODEL: safetensors file, model folder or llama2.c .bin;
 #                                  default ../shared/data/stories260K/stories260K.bin)
 set -euo pipefail
@@ -23,4 +25,22 @@ if [ -f "$dir/stories260K.bin" ] && [ -f "$dir/tinystories_valid_sample_30KB.txt
   echo
   echo "== quantized models against the fp32 model (KLD and top-1 on held-out text)"
   bash "$root/scripts/quantize_table.sh" --short "$dir"
+  echo
+  echo "== interactive report (qforge report): per-layer error, histograms, outliers, text colored by KLD"
+  models=$root/build/demo
+  rm -rf "$models"
+  mkdir -p "$models"
+  # Calibrated on the first half of the lines, compared on the second (as above).
+  n=$(wc -l < "$dir/tinystories_valid_sample_30KB.txt")
+  head -n $((n / 2)) "$dir/tinystories_valid_sample_30KB.txt" > "$models/calib.txt"
+  tail -n +$((n / 2 + 1)) "$dir/tinystories_valid_sample_30KB.txt" > "$models/eval.txt"
+  text=$models/eval.txt
+  calib="--calib $models/calib.txt --calib-samples 16 --calib-seqlen 128 --seed 1 -t 2"
+  Q=$root/build/release/tools/qforge/qforge
+  "$Q" quantize "$model" -o "$models/int4-rtn" --method rtn --weights int4:g32 > /dev/null
+  "$Q" quantize "$model" -o "$models/int4-gptq" --method gptq --weights int4:g32 $calib > /dev/null
+  "$Q" quantize "$model" -o "$models/mixed-3.5bpw-gptq" --method gptq --budget-bpw 3.5 --mp-samples 2 $calib > /dev/null
+  "$Q" report "$model" --compare "$models/int4-rtn,$models/int4-gptq,$models/mixed-3.5bpw-gptq" --text "$text" \
+    -o "$models/report.html" --json "$models/report.json" -t 2
+  echo "open $models/report.html in a browser (one self-contained file)"
 fi

@@ -19,10 +19,14 @@ export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1 CCACHE_SLOPPINESS=pch_defines,t
 # that need them skip, saying why, when they cannot be installed.
 if command -v npm > /dev/null 2>&1; then
   npm ci --prefix tests/gguf_js --no-audit --no-fund
+  # puppeteer-core drives Debian's chromium to check qforge report's page
+  # (ReportCli); its browser download is never used (we launch /usr/bin/chromium).
+  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tests/report_js --no-audit --no-fund ||
+    echo "test.sh: npm could not install puppeteer-core; the browser check of qforge report (ReportCli) will skip"
   npm ci --prefix tests/llama_cpp --ignore-scripts --no-audit --no-fund ||
     echo "test.sh: npm could not install node-llama-cpp; the llama.cpp judge tests (LlamaCppJudge) will skip"
 else
-  echo "test.sh: npm is missing; the @huggingface/gguf and llama.cpp judge tests will skip"
+  echo "test.sh: npm is missing; the @huggingface/gguf, llama.cpp and report browser tests will skip"
 fi
 
 echo "== release build + tests"
