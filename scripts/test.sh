@@ -18,6 +18,8 @@ export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 # that need them skip, saying why, when they cannot be installed.
 if command -v npm > /dev/null 2>&1; then
   npm ci --prefix tests/gguf_js --no-audit --no-fund
+  npm ci --prefix tests/server_js --no-audit --no-fund ||
+    echo "test.sh: npm could not install the openai client; ServeHttp.node skips its checks"
   npm ci --prefix tests/llama_cpp --ignore-scripts --no-audit --no-fund ||
     echo "test.sh: npm could not install node-llama-cpp; the llama.cpp judge tests (LlamaCppJudge) will skip"
 else

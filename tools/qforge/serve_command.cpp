@@ -7,10 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <pthread.h>
+#include <poll.h>
 #include <string>
 #include <thread>
-#include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "model/model.h"
@@ -24,6 +24,13 @@
 
 namespace qf::cli {
 namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void on_stop_signal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t n = ::write(g_signal_pipe[1], &b, 1);  // async-signal-safe
+}
 
 struct ServeOptions {
   RuntimeFlags runtime;
@@ -41,15 +48,16 @@ void run_serve(ServeOptions opt) {
     if (const char* k = std::getenv("QFORGE_API_KEY")) opt.http.api_key = k;
   runtime::RuntimeOptions flags;
   apply_runtime_flags(opt.runtime, flags);
-  // SIGTERM / SIGINT are taken by one thread with sigwait (blocked everywhere
-  // else: every thread started below inherits the mask), so shutdown runs as
-  // ordinary code, not in a signal handler. A vanished client must not kill
-  // the server with SIGPIPE.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGTERM / SIGINT only write their number to a pipe (any thread may take
+  // them: OpenBLAS starts its threads before main), and a watcher thread
+  // reading it runs the shutdown as ordinary code. A vanished client must
+  // not kill the server with SIGPIPE.
+  QF_CHECK(::pipe(g_signal_pipe) == 0, "cannot create a pipe for signal handling");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   const model::Model model = model::load_model(opt.model, load_options(opt.runtime));
@@ -76,10 +84,11 @@ void run_serve(ServeOptions opt) {
 
   std::atomic<bool> served{false};
   std::thread watcher([&] {
-    const timespec tick{0, 200'000'000};
     while (!served.load()) {
-      const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
-      if (sig == SIGTERM || sig == SIGINT) {
+      pollfd p{g_signal_pipe[0], POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      unsigned char sig = 0;
+      if (::read(g_signal_pipe[0], &sig, 1) == 1) {
         fmt::print(stderr, "qforge serve: {}: finishing the requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         http.shutdown();
         return;
