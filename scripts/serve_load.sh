@@ -3,17 +3,18 @@
 # the server, run CLIENTS concurrent streaming clients for SECONDS
 # (scripts/serve_load_client.mjs), then SIGTERM it and check it exits 0.
 # Prints one markdown table row per run: requests/s, tokens/s, p50/p99 time
-# to first token and inter-token latency, errors, and the server's RSS after
-# loading and after the run (it should stay flat: KV caches are allocated
-# once per slot).
-#   scripts/serve_load.sh [-c CLIENTS] [-s SECONDS] [-n MAX_TOKENS] [-t THREADS] [-p "1 8"] MODEL...
+# to first token and inter-token latency, errors (failed requests, a crash or
+# a non-zero exit after SIGTERM), and the server's RSS after one warm-up
+# request and after the run (it should stay flat: KV caches are allocated
+# once per slot, mapped weights are paged in by the warm-up).
+#   scripts/serve_load.sh [-c CLIENTS] [-s SECONDS] [-n MAX_TOKENS] [-t THREADS] [-p "1 8"] [-x "SERVE ARGS"] MODEL...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 qforge=${QFORGE:-$root/build/release/tools/qforge/qforge}
-clients=64 seconds=60 max_tokens=32 threads=2 parallels="1 8"
-while getopts c:s:n:t:p: o; do
+clients=64 seconds=60 max_tokens=32 threads=2 parallels="1 8" extra=""
+while getopts c:s:n:t:p:x: o; do
   case $o in
-    c) clients=$OPTARG ;; s) seconds=$OPTARG ;; n) max_tokens=$OPTARG ;; t) threads=$OPTARG ;; p) parallels=$OPTARG ;;
+    c) clients=$OPTARG ;; s) seconds=$OPTARG ;; n) max_tokens=$OPTARG ;; t) threads=$OPTARG ;; p) parallels=$OPTARG ;; x) extra=$OPTARG ;;
     *) echo "usage: $0 [-c CLIENTS] [-s SECONDS] [-n MAX_TOKENS] [-t THREADS] [-p \"1 8\"] MODEL..." >&2; exit 2 ;;
   esac
 done
@@ -23,16 +24,18 @@ shift $((OPTIND - 1))
 
 rss_mb() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
-echo "| model | --parallel | clients x s | requests/s | tokens/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | errors | RSS MB loaded -> after |"
+echo "| model | --parallel | clients x s | requests/s | tokens/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | errors | RSS MB warm -> after |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for model in "$@"; do
   for parallel in $parallels; do
     log=$(mktemp)
-    "$qforge" serve "$model" --port 0 --threads "$threads" --parallel "$parallel" --max-queue 4096 > "$log" 2>&1 &
+    # shellcheck disable=SC2086 # $extra is a list of flags
+    "$qforge" serve "$model" --port 0 --threads "$threads" --parallel "$parallel" --max-queue 4096 $extra > "$log" 2>&1 &
     pid=$!
     for _ in $(seq 600); do grep -q 'listening on' "$log" && break; sleep 0.1; done
     base=$(grep -o 'http://[^ ]*' "$log" | head -1)
     [ -n "$base" ] || { echo "$0: the server did not start:" >&2; cat "$log" >&2; kill "$pid" 2>/dev/null; exit 1; }
+    curl -sf "$base/v1/completions" -d "{\"prompt\": \"Once\", \"max_tokens\": 4}" > /dev/null
     rss0=$(rss_mb "$pid")
     result=$(node "$root/scripts/serve_load_client.mjs" "$base" "$clients" "$seconds" "$max_tokens")
     rss1=$(rss_mb "$pid")
@@ -48,6 +51,6 @@ for model in "$@"; do
       console.log(`| ${model} | ${parallel} | ${r.clients} x ${r.seconds} | ${r.requests_per_s} | ${r.tokens_per_s} | ` +
         `${r.ttft_ms_p50} / ${r.ttft_ms_p99} | ${r.itl_ms_p50} / ${r.itl_ms_p99} | ${errs}` +
         `${Object.keys(r.error_kinds).length ? " " + JSON.stringify(r.error_kinds) : ""} | ${rss0} -> ${rss1} |`);
-    ' "$result" "$(basename "$model")" "$parallel" "$rss0" "$rss1" "$status"
+    ' "$result" "$(basename "$model")${extra:+ $extra}" "$parallel" "$rss0" "$rss1" "$status"
   done
 done

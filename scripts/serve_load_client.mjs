@@ -1,7 +1,10 @@
 // Load client for `qforge serve`: N concurrent clients, each sending streamed
-// /v1/completions requests back to back for D seconds (requests in flight at
-// the deadline are finished and counted). Prints one JSON line: requests/s,
-// generated tokens/s, p50/p99 time to first token and inter-token latency
+// /v1/completions requests back to back for D seconds. At the deadline the
+// requests still running are aborted (the server must free their slots; they
+// are not errors and not counted as requests). Prints one JSON line:
+// completed requests/s, generated tokens/s (the server's
+// qforge_completion_tokens_total over the window, so tokens of aborted
+// requests count too), p50/p99 time to first token and inter-token latency
 // (between successive SSE chunks that carry text), and errors.
 //   node scripts/serve_load_client.mjs BASE_URL CLIENTS SECONDS MAX_TOKENS [API_KEY]
 const [base, clientsArg, secondsArg, maxTokensArg, key] = process.argv.slice(2);
@@ -17,14 +20,16 @@ let requests = 0, tokens = 0, errors = 0;
 const errorKinds = {};
 const fail = (kind) => { ++errors; errorKinds[kind] = (errorKinds[kind] ?? 0) + 1; };
 
+const stop = new AbortController();
 async function one(i, seq) {
   const t0 = performance.now();
   let res;
   try {
-    res = await fetch(base + '/v1/completions', { method: 'POST', headers, body: JSON.stringify({
+    res = await fetch(base + '/v1/completions', { method: 'POST', headers, signal: stop.signal, body: JSON.stringify({
       prompt: prompts[(i + seq) % prompts.length], max_tokens: maxTokens, temperature: 0.8, seed: i * 100003 + seq,
       stream: true }) });
   } catch (e) {
+    if (stop.signal.aborted) return;
     return fail('connect: ' + (e.cause?.code ?? e.message));
   }
   if (res.status !== 200) { await res.text(); return fail(`status ${res.status}`); }
@@ -49,19 +54,36 @@ async function one(i, seq) {
       }
     }
   } catch (e) {
+    if (stop.signal.aborted) return;
     return fail('stream: ' + e.message);
   }
   if (!done || !usage) return fail('no [DONE] or usage');
   ++requests;
-  tokens += usage.completion_tokens;
 }
 
+async function generatedTokens() {
+  const text = await (await fetch(base + '/metrics', { headers })).text();
+  return Number(text.match(/^qforge_completion_tokens_total ([0-9.e+]+)$/m)[1]);
+}
+
+const tokens0 = await generatedTokens();
 const start = performance.now();
 const deadline = start + seconds * 1000;
+const timer = setTimeout(() => stop.abort(), seconds * 1000);
 await Promise.all(Array.from({ length: clients }, async (_, i) => {
-  for (let seq = 0; performance.now() < deadline; ++seq) await one(i, seq);
+  for (let seq = 0; performance.now() < deadline && !stop.signal.aborted; ++seq) await one(i, seq);
 }));
+clearTimeout(timer);
 const elapsed = (performance.now() - start) / 1000;
+tokens = (await generatedTokens()) - tokens0;
+// The aborted requests' slots must come free.
+let busy = -1;
+for (let i = 0; i < 100 && busy !== 0; ++i) {
+  const text = await (await fetch(base + '/metrics', { headers })).text();
+  busy = Number(text.match(/^qforge_slots_busy ([0-9]+)$/m)[1]) + Number(text.match(/^qforge_queue_depth ([0-9]+)$/m)[1]);
+  if (busy !== 0) await new Promise((ok) => setTimeout(ok, 100));
+}
+if (busy !== 0) fail('slots still busy 10 s after the clients left');
 const pct = (v, p) => {
   if (v.length === 0) return null;
   const s = [...v].sort((a, b) => a - b);
