@@ -20,12 +20,20 @@ let requests = 0, tokens = 0, errors = 0;
 const errorKinds = {};
 const fail = (kind) => { ++errors; errorKinds[kind] = (errorKinds[kind] ?? 0) + 1; };
 
+// One controller per request (a shared signal would collect a listener per fetch).
 const stop = new AbortController();
+const running = new Set();
+stop.signal.addEventListener('abort', () => { for (const c of running) c.abort(); });
 async function one(i, seq) {
+  const ctrl = new AbortController();
+  running.add(ctrl);
+  try { await request(i, seq, ctrl.signal); } finally { running.delete(ctrl); }
+}
+async function request(i, seq, signal) {
   const t0 = performance.now();
   let res;
   try {
-    res = await fetch(base + '/v1/completions', { method: 'POST', headers, signal: stop.signal, body: JSON.stringify({
+    res = await fetch(base + '/v1/completions', { method: 'POST', headers, signal, body: JSON.stringify({
       prompt: prompts[(i + seq) % prompts.length], max_tokens: maxTokens, temperature: 0.8, seed: i * 100003 + seq,
       stream: true }) });
   } catch (e) {

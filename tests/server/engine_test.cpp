@@ -13,6 +13,8 @@
 #include "runtime/generate.h"
 #include "runtime/runtime.h"
 #include "server/engine.h"
+#include "server/prompt.h"
+#include "tokenizer/load.h"
 #include "shared_data.h"
 #include "tokenizer/tokenizer.h"
 
@@ -144,6 +146,22 @@ TEST(Engine, DrainFinishesAcceptedWorkAndRefusesNew) {
     }
   }
   EXPECT_EQ(engine.submit(request(f, "x", 2, {})), nullptr);
+}
+
+// Chat template markers are control tokens: cut out of the text and inserted by id.
+TEST(Prompt, ControlTokensInTextBecomeTheirIds) {
+  QF_REQUIRE_SHARED_DATA("tokenizers/gpt2/encoder.json");
+  const auto tok = tokenizer::make_tokenizer(tokenizer::find_tokenizer(test::shared_data_path("tokenizers/gpt2")));
+  const int32_t eot = 50256;  // <|endoftext|>
+  ASSERT_EQ(tok->vocab().tokens[eot], "<|endoftext|>");
+  const std::vector<int32_t> plain_a = tok->encode("Hello", false), plain_b = tok->encode(" world", false);
+  std::vector<int32_t> want = plain_a;
+  want.push_back(eot);
+  want.insert(want.end(), plain_b.begin(), plain_b.end());
+  want.push_back(eot);
+  EXPECT_EQ(encode_with_special_tokens(*tok, "Hello<|endoftext|> world<|endoftext|>", false), want);
+  EXPECT_EQ(encode_with_special_tokens(*tok, "Hello", false), plain_a);
+  EXPECT_NE(tok->encode("<|endoftext|>", false), std::vector<int32_t>{eot});  // what plain encode does
 }
 
 }  // namespace
