@@ -9,8 +9,7 @@ std::vector<int32_t> encode_with_special_tokens(const tokenizer::Tokenizer& tok,
   const tokenizer::Vocab& v = tok.vocab();
   std::vector<int32_t> specials;  // control tokens that can appear in text, longest first
   for (size_t i = 0; i < v.tokens.size(); ++i)
-    if (v.types[i] == tokenizer::TokenType::Control && v.tokens[i].size() > 1 &&
-        static_cast<int32_t>(i) != v.bos_id)
+    if (v.types[i] == tokenizer::TokenType::Control && v.tokens[i].size() > 1)
       specials.push_back(static_cast<int32_t>(i));
   std::sort(specials.begin(), specials.end(),
             [&](int32_t a, int32_t b) { return v.tokens[size_t(a)].size() > v.tokens[size_t(b)].size(); });
