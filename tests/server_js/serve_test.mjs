@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
+import os from 'node:os';
 
 const [qforge, data] = process.argv.slice(2);
 if (!qforge || !data) throw new Error('usage: node serve_test.mjs QFORGE_BIN SHARED_DATA');
@@ -28,9 +29,9 @@ const haveCurl = (() => {
   try { execFileSync('curl', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
 })();
 
-// Starts `qforge serve` on port 0; resolves with {proc, base, exited} once it prints its address.
-function startServer(args) {
-  const proc = spawn(qforge, ['serve', model, '--port', '0', '--threads', '1', ...args], {
+// Starts `qforge serve` on port 0; resolves with {proc, base, exited, banner} once it prints its address.
+function startServer(args, modelPath = model) {
+  const proc = spawn(qforge, ['serve', modelPath, '--port', '0', '--threads', '1', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
@@ -40,14 +41,14 @@ function startServer(args) {
     proc.stdout.on('data', (d) => {
       out += d;
       const m = out.match(/listening on (http:\/\/[^ ]+)/);
-      if (m) resolve({ proc, base: m[1], exited });
+      if (m) resolve({ proc, base: m[1], exited, banner: out });
     });
     exited.then(({ code }) => reject(new Error(`qforge serve exited (${code}) before listening: ${stderr}`)));
   });
 }
 
-function generate(prompt, n, { temp = 0, topK = 0, topP = 1, seed = 0 } = {}) {
-  const out = execFileSync(qforge, ['generate', model, '-p', prompt, '-n', String(n), '--temp', String(temp),
+function generate(prompt, n, { temp = 0, topK = 0, topP = 1, seed = 0 } = {}, modelPath = model) {
+  const out = execFileSync(qforge, ['generate', modelPath, '-p', prompt, '-n', String(n), '--temp', String(temp),
     '--top-k', String(topK), '--top-p', String(topP), '--seed', String(seed), '--ctx', String(CTX), '--threads', '1'],
     { encoding: 'utf8' });
   assert.ok(out.startsWith(prompt) && out.endsWith('\n'), out);
@@ -299,4 +300,29 @@ test('SIGTERM finishes the requests in flight, refuses new ones with 503 and exi
   for (const r of responses.slice(1)) assert.ok(parseSse(await r.text()).done);
   const { code } = await s.exited;
   assert.equal(code, 0);
+});
+
+test('a ChatML template in tokenizer_config.json renders the chat prompt', async () => {
+  // stories260K as a Hugging Face folder, with a ChatML template beside it. tok512 has no
+  // <|im_start|> token, so the rendered prompt is plain text, which `qforge generate` can be given.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-serve-'));
+  try {
+    execFileSync(qforge, ['convert', model, dir], { stdio: 'ignore' });
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template:
+      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}" }));
+    const s = await startServer(['--ctx', String(CTX), '--model-name', 'stories'], dir);
+    try {
+      assert.match(s.banner, /chat format chatml/);
+      const r = await (await fetch(s.base + '/v1/chat/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'Tell a story' }], max_tokens: 30, temperature: 0 }) })).json();
+      const rendered = '<|im_start|>user\nTell a story<|im_end|>\n<|im_start|>assistant\n';
+      assert.equal(r.choices[0].message.content, generate(rendered, 30, {}, dir));
+      assert.equal(r.usage.completion_tokens, 30);
+    } finally {
+      s.proc.kill('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
