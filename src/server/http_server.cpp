@@ -4,7 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <random>
@@ -38,6 +43,29 @@ bool same_secret(const std::string& a, const std::string& b) {
   unsigned char diff = 0;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
+}
+
+// Debian's httplib binds with SO_REUSEPORT, so a second server on a taken port
+// would share it silently. A plain bind (no SO_REUSEPORT) of the same address
+// fails while anyone listens there: that is the check.
+bool port_is_free(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return true;  // httplib reports it
+  bool free = true;
+  for (addrinfo* ai = res; ai && free; ai = ai->ai_next) {
+    const int fd = ::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // ignore TIME_WAIT leftovers only
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE) free = false;
+    ::close(fd);
+  }
+  freeaddrinfo(res);
+  return free;
 }
 
 }  // namespace
@@ -263,6 +291,7 @@ int HttpServer::bind() {
     QF_CHECK(port > 0, "cannot listen on {} (any port)", o.host);
     return port;
   }
+  QF_CHECK(port_is_free(o.host, o.port), "cannot listen on {}:{}: another process listens there", o.host, o.port);
   QF_CHECK(impl_->svr.bind_to_port(o.host, o.port), "cannot listen on {}:{} (in use, or not an address of this host)",
            o.host, o.port);
   return o.port;

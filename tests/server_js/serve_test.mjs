@@ -326,3 +326,24 @@ test('a ChatML template in tokenizer_config.json renders the chat prompt', async
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('bad command lines fail with one line and a non-zero exit', () => {
+  const port = new URL(server.base).port;
+  const run = (args) => {
+    try {
+      execFileSync(qforge, ['serve', ...args], { stdio: 'pipe', encoding: 'utf8', timeout: 20000 });
+      return { code: 0, stderr: '' };
+    } catch (e) {
+      return { code: e.status, stderr: e.stderr };
+    }
+  };
+  let r = run([model, '--port', port]);  // taken by the test server
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /cannot listen on 127\.0\.0\.1:/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  r = run([path.join(data, 'no-such-model.bin')]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /^qforge: error: /);
+  r = run([model, '--parallel', '0']);
+  assert.equal(r.code, 2);
+});
