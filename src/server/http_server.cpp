@@ -112,6 +112,9 @@ void HttpServer::Impl::setup() {
   svr.new_task_queue = [n = opt.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   svr.set_payload_max_length(opt.max_body_bytes);
   svr.set_tcp_nodelay(true);  // tokens are small writes; do not let Nagle hold them back
+  // An idle keep-alive connection holds its thread in a read this long, and
+  // shutdown waits for it: 1 s instead of httplib's 5.
+  svr.set_keep_alive_timeout(1);
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (shutting_down.load()) {
       send_error(res, ApiError(503, "the server is shutting down", "", "shutting_down"));
