@@ -13,6 +13,19 @@ import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
 
+// A keep-alive connection the server closed as idle at the moment fetch reused
+// it fails with a socket error before anything was sent; retry that once, as
+// HTTP clients do. (A server that crashed refuses the retry too.)
+const rawFetch = globalThis.fetch;
+globalThis.fetch = async (url, init) => {
+  try {
+    return await rawFetch(url, init);
+  } catch (e) {
+    if (!['UND_ERR_SOCKET', 'ECONNRESET'].includes(e.cause?.code)) throw e;
+    return rawFetch(url, init);
+  }
+};
+
 const [qforge, data] = process.argv.slice(2);
 if (!qforge || !data) throw new Error('usage: node serve_test.mjs QFORGE_BIN SHARED_DATA');
 const model = path.join(data, 'stories260K', 'stories260K.bin');
