@@ -23,6 +23,8 @@ if command -v npm > /dev/null 2>&1; then
   # (ReportCli); its browser download is never used (we launch /usr/bin/chromium).
   PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tests/report_js --no-audit --no-fund ||
     echo "test.sh: npm could not install puppeteer-core; the browser check of qforge report (ReportCli) will skip"
+  npm ci --prefix tests/server_js --no-audit --no-fund ||
+    echo "test.sh: npm could not install the openai client; ServeHttp.node skips its checks"
   npm ci --prefix tests/llama_cpp --ignore-scripts --no-audit --no-fund ||
     echo "test.sh: npm could not install node-llama-cpp; the llama.cpp judge tests (LlamaCppJudge) will skip"
 else

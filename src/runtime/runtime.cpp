@@ -37,6 +37,7 @@ void KVCache::set_size(int64_t n) {
 // Activation blocks, grown to the largest batch seen and reused.
 struct Runtime::Scratch {
   std::vector<float> x, xn, q, att, ff1, ff2, actq;
+  std::vector<float> kbuf, vbuf;  // new keys / values of a multi-segment call, before they are scattered
   std::vector<float> cos, sin;  // [T, head_dim / 2]
   std::vector<double> inv_freq;
   kernels::Activations kernel_input;  // the current site's input, prepared for packed layers
@@ -128,13 +129,38 @@ void Runtime::for_rows(int64_t rows, int64_t work_per_row, const std::function<v
   }
 }
 
-Tensor Runtime::forward(std::span<const int32_t> tokens, Logits which) {
+KVCache Runtime::new_cache() const {
+  return KVCache(model_.config.n_layers, cache_.capacity(), model_.config.kv_dim());
+}
+
+void Runtime::check_cache(const KVCache& cache) const {
+  // A longer cache than the runtime's context could run GPT-2 past its learned positions.
+  QF_CHECK(cache.n_layers() == model_.config.n_layers && cache.kv_dim() == model_.config.kv_dim() &&
+               cache.capacity() <= cache_.capacity(),
+           "KV cache of {} layers x {} positions x {} is not one of this runtime's ({} x {} x {})", cache.n_layers(),
+           cache.capacity(), cache.kv_dim(), model_.config.n_layers, cache_.capacity(), model_.config.kv_dim());
+}
+
+void Runtime::set_segments(std::vector<Segment> segments) {
+  segs_ = std::move(segments);
+  row_seg_.clear();
+  row_pos_.clear();
+  for (size_t i = 0; i < segs_.size(); ++i) {
+    for (int64_t r = 0; r < segs_[i].rows; ++r) {
+      row_seg_.push_back(i);
+      row_pos_.push_back(segs_[i].p0 + r);
+    }
+  }
+}
+
+Tensor Runtime::forward(KVCache& cache, std::span<const int32_t> tokens, Logits which) {
   const model::ModelConfig& c = model_.config;
   const int64_t T = static_cast<int64_t>(tokens.size());
-  const int64_t p0 = cache_.size();
+  const int64_t p0 = cache.size();
   QF_CHECK(T > 0, "forward() needs at least one token");
-  QF_CHECK(p0 + T <= cache_.capacity(), "{} new tokens after {} do not fit the context of {} positions", T, p0,
-           cache_.capacity());
+  if (&cache != &cache_) check_cache(cache);
+  QF_CHECK(p0 + T <= cache.capacity(), "{} new tokens after {} do not fit the context of {} positions", T, p0,
+           cache.capacity());
   for (int64_t t = 0; t < T; ++t) {
     const int32_t id = tokens[static_cast<size_t>(t)];
     QF_CHECK(id >= 0 && id < c.vocab_size, "token id {} at batch index {} is outside the vocabulary [0, {})", id, t,
@@ -143,23 +169,54 @@ Tensor Runtime::forward(std::span<const int32_t> tokens, Logits which) {
   k::set_blas_threads(n_threads_);
   const int64_t out_rows = which == Logits::All ? T : 1;
   Tensor logits = Tensor::zeros(DType::F32, {out_rows, c.vocab_size});
+  set_segments({Segment{&cache, p0, T}});
   run_blocks(tokens, out_rows, logits.mutable_data<float>());
-  cache_.set_size(p0 + T);
+  cache.set_size(p0 + T);
   return logits;
 }
 
-void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out) {
+Tensor Runtime::forward_batch(std::span<const int32_t> tokens, std::span<KVCache* const> caches) {
+  const model::ModelConfig& c = model_.config;
+  const int64_t K = static_cast<int64_t>(tokens.size());
+  QF_CHECK(K > 0, "forward_batch() needs at least one sequence");
+  QF_CHECK(caches.size() == tokens.size(), "forward_batch() got {} tokens for {} caches", tokens.size(),
+           caches.size());
+  std::vector<Segment> segments;
+  for (int64_t i = 0; i < K; ++i) {
+    KVCache* cache = caches[static_cast<size_t>(i)];
+    QF_CHECK(cache != nullptr, "forward_batch() cache {} is null", i);
+    for (int64_t j = 0; j < i; ++j)
+      QF_CHECK(caches[static_cast<size_t>(j)] != cache, "forward_batch() lists one cache twice (at {} and {})", j, i);
+    if (cache != &cache_) check_cache(*cache);
+    QF_CHECK(cache->size() < cache->capacity(), "sequence {} of the batch has filled its context of {} positions", i,
+             cache->capacity());
+    const int32_t id = tokens[static_cast<size_t>(i)];
+    QF_CHECK(id >= 0 && id < c.vocab_size, "token id {} at batch index {} is outside the vocabulary [0, {})", id, i,
+             c.vocab_size);
+    segments.push_back(Segment{cache, cache->size(), 1});
+  }
+  k::set_blas_threads(n_threads_);
+  Tensor logits = Tensor::zeros(DType::F32, {K, c.vocab_size});
+  set_segments(std::move(segments));
+  run_blocks(tokens, K, logits.mutable_data<float>());
+  for (KVCache* cache : caches) cache->set_size(cache->size() + 1);
+  return logits;
+}
+
+void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t T, float* out) {
   const model::ModelConfig& c = model_.config;
   const int64_t hd = c.head_dim, n_heads = c.n_heads, group = c.n_heads / c.n_kv_heads, kvd = c.kv_dim();
   const int64_t window = c.arch == Architecture::Llama ? c.sliding_window : 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float* keys = cache_.keys(layer, 0);
-  const float* values = cache_.values(layer, 0);
+  const int64_t max_pos = *std::max_element(row_pos_.begin(), row_pos_.begin() + T);
   auto run = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(p0 + T));
+    std::vector<float> scores(static_cast<size_t>(max_pos + 1));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / n_heads, h = item % n_heads;
-      const int64_t pos = p0 + t;
+      const int64_t pos = row_pos_[static_cast<size_t>(t)];
+      const KVCache& cache = *segs_[row_seg_[static_cast<size_t>(t)]].cache;
+      const float* keys = cache.keys(layer, 0);
+      const float* values = cache.values(layer, 0);
       const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
       const int64_t n = pos + 1 - lo;
       const float* qh = q + t * q_stride + h * hd;
@@ -178,7 +235,7 @@ void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t
     }
   };
   const int64_t items = T * n_heads;
-  const int64_t work = (p0 + T) * hd;  // per item, roughly
+  const int64_t work = (max_pos + 1) * hd;  // per item, roughly
   if (n_threads_ == 1 || items < 2 || items * work < (int64_t{1} << 15)) {
     run(0, items);
   } else {
@@ -186,14 +243,14 @@ void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t
   }
 }
 
-void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) const {
+void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x, const int64_t* positions) const {
   const model::ModelConfig& c = model_.config;
   const int64_t T = static_cast<int64_t>(tokens.size()), H = c.hidden_size;
   if (model_.embed_packed) {
     for (int64_t t = 0; t < T; ++t) {
       model_.embed_packed->dequantize_row(tokens[static_cast<size_t>(t)], {x + t * H, static_cast<size_t>(H)});
       if (c.arch == Architecture::GPT2) {
-        const float* p = model_.pos_embed.data<float>() + (p0 + t) * H;
+        const float* p = model_.pos_embed.data<float>() + (positions ? positions[t] : p0 + t) * H;
         for (int64_t i = 0; i < H; ++i) x[t * H + i] += p[i];
       }
     }
@@ -203,7 +260,7 @@ void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) 
   for (int64_t t = 0; t < T; ++t) {
     const float* e = embed + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H;
     if (c.arch == Architecture::GPT2) {
-      const float* p = model_.pos_embed.data<float>() + (p0 + t) * H;
+      const float* p = model_.pos_embed.data<float>() + (positions ? positions[t] : p0 + t) * H;
       for (int64_t i = 0; i < H; ++i) x[t * H + i] = e[i] + p[i];
     } else {
       std::memcpy(x + t * H, e, static_cast<size_t>(H) * sizeof(float));
@@ -270,7 +327,7 @@ void Runtime::packed_linear(const kernels::PackedMatrix& w, SiteInput& in, float
   }
 }
 
-void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int64_t T, int64_t p0) {
+void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int64_t T) {
   using model::InputSite;
   const model::ModelConfig& c = model_.config;
   Scratch& s = *scratch_;
@@ -285,8 +342,11 @@ void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int
   const float* cos = s.cos.data();
   const float* sin = s.sin.data();
 
-  float* kc = cache_.keys(l, p0);
-  float* vc = cache_.values(l, p0);
+  // One segment: keys and values go straight into its cache rows; several:
+  // into scratch, scattered to each row's own cache after RoPE.
+  const bool direct = segs_.size() == 1;
+  float* kc = direct ? segs_[0].cache->keys(l, segs_[0].p0) : Scratch::sized(s.kbuf, T * kvd);
+  float* vc = direct ? segs_[0].cache->values(l, segs_[0].p0) : Scratch::sized(s.vbuf, T * kvd);
   const float* wn = L.attn_norm.data<float>();
   for_rows(T, H, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wn, eps, H, xn + t * H);
@@ -303,7 +363,13 @@ void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int
         k::rope_half(kc + t * kvd + h * hd, hd, cos + t * half, sin + t * half);
     }
   });
-  attention(l, q, qd, p0, T, att);
+  if (!direct) {
+    for (int64_t t = 0; t < T; ++t) {
+      std::memcpy(key_row(l, t), kc + t * kvd, static_cast<size_t>(kvd) * sizeof(float));
+      std::memcpy(value_row(l, t), vc + t * kvd, static_cast<size_t>(kvd) * sizeof(float));
+    }
+  }
+  attention(l, q, qd, T, att);
   if (!L.bo.empty()) add_bias(L.bo, T, H, x, H);
   auto o_in = linear_input(l, L, InputSite::AttnOut, att, T, qd);
   if (!o_in) return;
@@ -326,7 +392,7 @@ void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int
   linear(L, LinearKind::Down, *d_in, x, H, /*accumulate=*/true);  // residual
 }
 
-void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int64_t T, int64_t p0) {
+void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int64_t T) {
   using model::InputSite;
   const model::ModelConfig& c = model_.config;
   Scratch& s = *scratch_;
@@ -345,13 +411,11 @@ void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int6
   if (!a_in) return;
   preload_bias(L.b_qkv, T, 3 * H, qkv, 3 * H);
   linear(L, LinearKind::QKV, *a_in, qkv, 3 * H, /*accumulate=*/true);
-  float* kc = cache_.keys(l, p0);
-  float* vc = cache_.values(l, p0);
   for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(kc + t * H, qkv + t * 3 * H + H, static_cast<size_t>(H) * sizeof(float));
-    std::memcpy(vc + t * H, qkv + t * 3 * H + 2 * H, static_cast<size_t>(H) * sizeof(float));
+    std::memcpy(key_row(l, t), qkv + t * 3 * H + H, static_cast<size_t>(H) * sizeof(float));
+    std::memcpy(value_row(l, t), qkv + t * 3 * H + 2 * H, static_cast<size_t>(H) * sizeof(float));
   }
-  attention(l, qkv, 3 * H, p0, T, att);
+  attention(l, qkv, 3 * H, T, att);
   auto o_in = linear_input(l, L, InputSite::AttnOut, att, T, H);
   if (!o_in) return;
   add_bias(L.bo, T, H, x, H);
@@ -395,7 +459,7 @@ void Runtime::head_into(const float* x, int64_t rows, float* logits) {
   }
 }
 
-void Runtime::prepare_positions(int64_t p0, int64_t T) {
+void Runtime::prepare_positions(int64_t T) {
   if (model_.config.arch != Architecture::Llama) return;
   Scratch& s = *scratch_;
   const int64_t half = model_.config.head_dim / 2;
@@ -403,7 +467,7 @@ void Runtime::prepare_positions(int64_t p0, int64_t T) {
   float* sin = Scratch::sized(s.sin, T * half);
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(p0 + t) * s.inv_freq[static_cast<size_t>(i)];
+      const double angle = static_cast<double>(row_pos_[static_cast<size_t>(t)]) * s.inv_freq[static_cast<size_t>(i)];
       cos[t * half + i] = static_cast<float>(std::cos(angle));
       sin[t * half + i] = static_cast<float>(std::sin(angle));
     }
@@ -412,16 +476,16 @@ void Runtime::prepare_positions(int64_t p0, int64_t T) {
 
 void Runtime::run_blocks(std::span<const int32_t> tokens, int64_t out_rows, float* logits) {
   const model::ModelConfig& c = model_.config;
-  const int64_t T = static_cast<int64_t>(tokens.size()), p0 = cache_.size();
+  const int64_t T = static_cast<int64_t>(tokens.size());
   float* x = Scratch::sized(scratch_->x, T * c.hidden_size);
-  embed_into(tokens, p0, x);
-  prepare_positions(p0, T);
+  embed_into(tokens, 0, x, row_pos_.data());
+  prepare_positions(T);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const model::LayerWeights& L = model_.layers[static_cast<size_t>(l)];
     if (c.arch == Architecture::Llama) {
-      block_llama(l, L, x, T, p0);
+      block_llama(l, L, x, T);
     } else {
-      block_gpt2(l, L, x, T, p0);
+      block_gpt2(l, L, x, T);
     }
   }
   head_into(x + (T - out_rows) * c.hidden_size, out_rows, logits);
@@ -452,13 +516,14 @@ void Runtime::forward_block(int64_t layer, const model::LayerWeights& weights, T
   QF_CHECK(T > 0 && T <= cache_.capacity(), "{} positions do not fit a context of {}", T, cache_.capacity());
   cache_.clear();
   k::set_blas_threads(n_threads_);
-  prepare_positions(0, T);
+  set_segments({Segment{&cache_, 0, T}});
+  prepare_positions(T);
   stop_after_ = stop_after;
   try {
     if (c.arch == Architecture::Llama) {
-      block_llama(layer, weights, x.mutable_data<float>(), T, 0);
+      block_llama(layer, weights, x.mutable_data<float>(), T);
     } else {
-      block_gpt2(layer, weights, x.mutable_data<float>(), T, 0);
+      block_gpt2(layer, weights, x.mutable_data<float>(), T);
     }
   } catch (...) {
     stop_after_.reset();

@@ -6,6 +6,11 @@
 //   Tensor logits = rt.forward(prompt);             // [T, vocab], positions 0..T-1
 //   Tensor next = rt.forward(std::span(&tok, 1), runtime::Logits::Last);  // [1, vocab], position T
 //
+// Several sequences (a server's slots) each keep their own KVCache
+// (new_cache()): forward(cache, tokens) prefills one, forward_batch() runs one
+// decode step of K of them together, their K rows going through every linear
+// layer as one [K, hidden] block (one matmul per layer instead of K).
+//
 // Every call appends its tokens' keys and values to the cache, so positions
 // continue from runtime.n_past(). A batch of T tokens runs as [T, hidden]
 // activation blocks: every linear layer is one cblas_sgemm (nn.Linear weights
@@ -70,6 +75,7 @@ class KVCache {
   int64_t size() const { return size_; }  // positions held
   int64_t capacity() const { return capacity_; }
   int64_t kv_dim() const { return kv_dim_; }
+  int64_t n_layers() const { return n_layers_; }
   void clear() { size_ = 0; }
   // Forgets every position from `n` on (n <= size()).
   void truncate(int64_t n);
@@ -102,7 +108,20 @@ class Runtime {
   // the last position only (Logits::Last). Throws qf::Error (leaving the cache
   // unchanged) for an empty batch, a token id outside [0, vocab) or a batch
   // that does not fit in the remaining context.
-  Tensor forward(std::span<const int32_t> tokens, Logits which = Logits::All);
+  Tensor forward(std::span<const int32_t> tokens, Logits which = Logits::All) { return forward(cache_, tokens, which); }
+
+  // An empty cache of this runtime's shape (layers, context, kv width), for
+  // callers that run several sequences over one runtime.
+  KVCache new_cache() const;
+  // forward() on `cache` (from new_cache()) instead of the runtime's own cache.
+  Tensor forward(KVCache& cache, std::span<const int32_t> tokens, Logits which = Logits::All);
+  // One decode step of K sequences: tokens[i] runs at position
+  // caches[i]->size() of its own cache and is appended to it. Returns logits
+  // [K, vocab]; row i equals forward(*caches[i], {tokens[i]}, Logits::Last) up
+  // to float rounding (exactly, for K == 1). Throws qf::Error, leaving every
+  // cache unchanged, for K == 0, mismatched lengths, a cache listed twice or
+  // of another shape, a full cache or a token id outside the vocabulary.
+  Tensor forward_batch(std::span<const int32_t> tokens, std::span<KVCache* const> caches);
 
   int64_t n_past() const { return cache_.size(); }
   int64_t context() const { return cache_.capacity(); }
@@ -139,12 +158,30 @@ class Runtime {
 
  private:
   struct Scratch;
-  void embed_into(std::span<const int32_t> tokens, int64_t p0, float* x) const;
-  void block_llama(int64_t layer, const model::LayerWeights& L, float* x, int64_t T, int64_t p0);
-  void block_gpt2(int64_t layer, const model::LayerWeights& L, float* x, int64_t T, int64_t p0);
+  // The rows of one call: `rows` consecutive rows of the activation block that
+  // run at positions p0.. of `cache`. One segment for forward(), K of one row
+  // each for forward_batch().
+  struct Segment {
+    KVCache* cache = nullptr;
+    int64_t p0 = 0, rows = 0;
+  };
+  // Sets segs_ and the per-row positions / segment indices.
+  void set_segments(std::vector<Segment> segments);
+  void check_cache(const KVCache& cache) const;
+  // Positions: positions[t] when given, else p0 + t.
+  void embed_into(std::span<const int32_t> tokens, int64_t p0, float* x, const int64_t* positions = nullptr) const;
+  void block_llama(int64_t layer, const model::LayerWeights& L, float* x, int64_t T);
+  void block_gpt2(int64_t layer, const model::LayerWeights& L, float* x, int64_t T);
   void head_into(const float* x, int64_t rows, float* logits);
-  void prepare_positions(int64_t p0, int64_t T);  // RoPE cos/sin of positions p0..p0+T-1
+  void prepare_positions(int64_t T);  // RoPE cos/sin of each row's position
   void run_blocks(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
+  // Where row t's key / value of `layer` live in its segment's cache.
+  float* key_row(int64_t layer, int64_t t) {
+    return segs_[row_seg_[static_cast<size_t>(t)]].cache->keys(layer, row_pos_[static_cast<size_t>(t)]);
+  }
+  float* value_row(int64_t layer, int64_t t) {
+    return segs_[row_seg_[static_cast<size_t>(t)]].cache->values(layer, row_pos_[static_cast<size_t>(t)]);
+  }
   // The input of the linear layers at one site, in the forms their matmuls
   // need: float (fake-quantized when the site asks for it) for OpenBLAS, and
   // prepared kernels::Activations, filled on first use by a packed layer.
@@ -165,9 +202,9 @@ class Runtime {
   void linear(const model::LayerWeights& L, model::LinearKind kind, SiteInput& in, float* out, int64_t ldc,
               bool accumulate);
   void packed_linear(const kernels::PackedMatrix& w, SiteInput& in, float* out, int64_t ldc, bool accumulate);
-  // Causal attention of T queries (row stride q_stride) at positions
-  // p0..p0+T-1 against layer `layer` of the cache; writes [T, n_heads*head_dim].
-  void attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out);
+  // Causal attention of T queries (row stride q_stride), each at its row's
+  // position against layer `layer` of its segment's cache; writes [T, n_heads*head_dim].
+  void attention(int64_t layer, const float* q, int64_t q_stride, int64_t T, float* out);
   // fn(row_begin, row_end) over [0, rows), on the pool when the work is large.
   void for_rows(int64_t rows, int64_t work_per_row, const std::function<void(int64_t, int64_t)>& fn);
 
@@ -177,6 +214,9 @@ class Runtime {
   bool int8_activations_;
   std::unique_ptr<ThreadPool> pool_;
   KVCache cache_;
+  std::vector<Segment> segs_;                   // the current call's rows
+  std::vector<size_t> row_seg_;                 // row -> index into segs_
+  std::vector<int64_t> row_pos_;                // row -> position in its cache
   std::unique_ptr<Scratch> scratch_;
   LinearInputHook hook_;
   std::optional<model::InputSite> stop_after_;  // set only during forward_block
