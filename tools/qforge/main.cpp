@@ -15,6 +15,7 @@
 #include "generate_command.h"
 #include "inspect_command.h"
 #include "quantize_command.h"
+#include "train_qat_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"QuantForge: quantize transformer language models and measure what it costs"};
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   qf::cli::register_bench(app);
   qf::cli::register_convert(app);
   qf::cli::register_quantize(app);
+  qf::cli::register_train_qat(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {
       // CLI11 would only say "a subcommand is required"; name the culprit.
