@@ -104,7 +104,7 @@ void run_train_qat(const TrainQatCliOptions& o) {
     bar.set_status(fmt::format("{} loss {:.5f}", p.phase, p.loss));
     bar.advance();
     if (!bar.enabled() && (done == 1 || done % every == 0 || done == total))
-      fmt::print(stderr, "train-qat: step {}/{} ({} {}/{}) loss {:.5f}\n", done, total, p.phase, p.step, p.steps,
+      fmt::print("train-qat: step {}/{} ({} {}/{}) loss {:.5f}\n", done, total, p.phase, p.step, p.steps,
                  p.loss);
   };
   SigintGuard guard;
