@@ -33,6 +33,18 @@ row() {  # row METHOD "FLAGS"
   "$Q" eval "$out" --text "$work/eval.txt" --protocol lines --baseline "$data/stories260K.bin" --json -t 2 |
     python3 -c "import json,sys; j=json.load(sys.stdin); b=j['baseline']; print('| $1 | \`$2\` | $bpw | %.4f | %.5f | %.2f %% | %.2f |' % (j['perplexity'], b['kld_mean'], 100*b['top1_agreement'], $end-$start))"
 }
+# qat_row "FLAGS": quantization-aware training (qforge train-qat) on the same calibration half.
+qat_row() {
+  local out=$work/m
+  rm -rf "$out"
+  local start end log bpw
+  start=$(date +%s.%N)
+  log=$("$Q" train-qat "$data/stories260K.bin" -o "$out" $1 --calib "$work/calib.txt" --seed 1 -t 2)
+  end=$(date +%s.%N)
+  bpw=$(sed -n 's/.* \([0-9.]*\) bits per weight.*/\1/p' <<< "$log")
+  "$Q" eval "$out" --text "$work/eval.txt" --protocol lines --baseline "$data/stories260K.bin" --json -t 2 |
+    python3 -c "import json,sys; j=json.load(sys.stdin); b=j['baseline']; print('| qat | \`$1\` | $bpw | %.4f | %.5f | %.2f %% | %.2f |' % (j['perplexity'], b['kld_mean'], 100*b['top1_agreement'], $end-$start))"
+}
 row rtn "--weights int8:channel"
 for m in rtn gptq awq; do row $m "--weights int4:g32"; done
 if [ "$short" = 1 ]; then
@@ -52,3 +64,8 @@ for mode in dynamic-token static-tensor; do for m in rtn smoothquant; do row $m 
 for obs in ema percentile kl mse; do for m in rtn smoothquant; do
   row $m "--weights int8:channel --acts int8 --act-mode static-tensor --observer $obs"; done; done
 row smoothquant "--weights int8:channel --acts int8 --act-mode static-tensor --alpha auto"
+qat_row "--weights int4:g32 --steps 300 --lr 3e-4"
+qat_row "--weights int3:g32:asym --steps 300 --lr 5e-4"
+qat_row "--weights int2:g16:asym --steps 300 --lr 1e-3"
+qat_row "--weights int2:g16:asym --blockwise --steps 100 --e2e-steps 200 --lr 1e-3"
+qat_row "--weights int4:g32 --acts int8 --steps 300 --lr 3e-4"

@@ -128,6 +128,8 @@ TEST_F(TrainQatCli, RefusesWhatItCannotTrain) {
   ASSERT_EQ(run_qforge("quantize " + model() + " -o " + out("rtn") + " --weights int4:g32").exit_code, 0);
   expect_one_line_error("train-qat " + out("rtn") + " -o " + out("x") + " --calib " + calib(),
                         "already a quantized checkpoint");
+  ASSERT_EQ(run_qforge("convert " + model() + " " + out("q8.gguf") + " --to q8_0").exit_code, 0);
+  expect_one_line_error("train-qat " + out("q8.gguf") + " -o " + out("x") + " --calib " + calib(), "already quantized");
   EXPECT_FALSE(fs::exists(out("x")));
 }
 

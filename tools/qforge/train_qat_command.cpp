@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/bench.h"
+#include "formats/gguf.h"
 #include "model/model.h"
 #include "model/quantized_formats.h"
 #include "quant/scheme.h"
@@ -63,11 +64,25 @@ class SigintGuard {
   struct sigaction old_ {};
 };
 
+// A GGUF file whose tensors are llama.cpp blocks is already quantized: the
+// loader would dequantize it silently, and QAT from it would train toward a
+// quantized teacher.
+void check_float_input(const std::string& path) {
+  QF_CHECK(!model::is_quantized_checkpoint(path),
+           "{} is already a quantized checkpoint; train-qat starts from a float model (fp32/fp16/bf16)", path);
+  if (!model::is_gguf_file(path)) return;
+  const formats::GgufContents g = formats::read_gguf(path);
+  for (const auto& t : g.tensors)
+    QF_CHECK(t.type == formats::GgmlType::F32 || t.type == formats::GgmlType::F16 ||
+                 t.type == formats::GgmlType::BF16,
+             "{} is already quantized ({} is {}); train-qat starts from a float model (fp32/fp16/bf16)", path, t.name,
+             formats::ggml_type_name(t.type));
+}
+
 void run_train_qat(const TrainQatCliOptions& o) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
-  QF_CHECK(!model::is_quantized_checkpoint(o.model),
-           "{} is already a quantized checkpoint; train-qat starts from a float model (fp32/fp16/bf16)", o.model);
+  check_float_input(o.model);
   QF_CHECK(o.acts.empty() || o.acts == "int8",
            "--acts {}: train-qat simulates dynamic per-token symmetric int8 activations only (--acts int8)", o.acts);
   QF_CHECK(o.e2e_steps == 0 || o.blockwise, "--e2e-steps follows the block phase: give --blockwise too");
