@@ -258,27 +258,26 @@ double kl_loss(const float* teacher_logp, const float* logits, int64_t rows, int
   std::vector<double> per_row(static_cast<size_t>(rows));
   const double inv_rows = 1.0 / static_cast<double>(rows);
   pf(rows, [&](int64_t b, int64_t e) {
-    std::vector<double> ls(static_cast<size_t>(vocab));
+    std::vector<double> es(static_cast<size_t>(vocab));
     for (int64_t r = b; r < e; ++r) {
       const float* z = logits + r * vocab;
       const float* lt = teacher_logp + r * vocab;
       const float mx = *std::max_element(z, z + vocab);
       double sum = 0;
-      for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(z[i]) - mx);
-      const double lse = mx + std::log(sum);
-      double kl = 0;
       for (int64_t i = 0; i < vocab; ++i) {
-        ls[static_cast<size_t>(i)] = z[i] - lse;
+        es[static_cast<size_t>(i)] = std::exp(static_cast<double>(z[i]) - mx);
+        sum += es[static_cast<size_t>(i)];
+      }
+      const double lse = mx + std::log(sum), inv_sum = 1.0 / sum;
+      double kl = 0;
+      float* d = dlogits ? dlogits + r * vocab : nullptr;
+      // Two exponentials per entry: the student's (above) and the teacher's.
+      for (int64_t i = 0; i < vocab; ++i) {
         const double pt = std::exp(static_cast<double>(lt[i]));
-        kl += pt * (lt[i] - ls[static_cast<size_t>(i)]);
+        kl += pt * (lt[i] - (z[i] - lse));
+        if (d) d[i] = static_cast<float>((es[static_cast<size_t>(i)] * inv_sum - pt) * inv_rows);
       }
       per_row[static_cast<size_t>(r)] = kl;
-      if (dlogits) {
-        float* d = dlogits + r * vocab;
-        for (int64_t i = 0; i < vocab; ++i)
-          d[i] = static_cast<float>((std::exp(ls[static_cast<size_t>(i)]) - std::exp(static_cast<double>(lt[i]))) *
-                                    inv_rows);
-      }
     }
   });
   double total = 0;
