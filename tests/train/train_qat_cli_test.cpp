@@ -69,7 +69,7 @@ class TrainQatCli : public ::testing::Test {
 };
 
 TEST_F(TrainQatCli, SameSeedSameBytesAlsoOnTwoThreads) {
-  const std::string flags = "--weights int3:g32:asym --steps 6 --batch 2 --seqlen 64 --lr 1e-3 --seed 5";
+  const std::string flags = "--weights int3:g32:asym --steps 3 --batch 2 --seqlen 32 --lr 1e-3 --seed 5";
   for (const char* name : {"a", "b"}) {
     const CommandResult r = run_qforge(train(name, flags + " -t 2"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -77,7 +77,7 @@ TEST_F(TrainQatCli, SameSeedSameBytesAlsoOnTwoThreads) {
     EXPECT_NE(r.out.find("training memory"), std::string::npos) << r.out;
   }
   ASSERT_EQ(run_qforge(train("c", flags + " -t 1")).exit_code, 0);
-  ASSERT_EQ(run_qforge(train("d", "--weights int3:g32:asym --steps 6 --batch 2 --seqlen 64 --lr 1e-3 --seed 6 -t 2"))
+  ASSERT_EQ(run_qforge(train("d", "--weights int3:g32:asym --steps 3 --batch 2 --seqlen 32 --lr 1e-3 --seed 6 -t 2"))
                 .exit_code,
             0);
   const std::string a = read_file(out("a") + "/model.safetensors");
@@ -135,10 +135,10 @@ TEST_F(TrainQatCli, RefusesWhatItCannotTrain) {
 
 TEST_F(TrainQatCli, BlockwiseTrainsAndWrites) {
   const CommandResult r = run_qforge(
-      train("bw", "--weights int3:g32:asym --blockwise --steps 4 --e2e-steps 2 --batch 2 --seqlen 64 --seed 1 -t 2"));
+      train("bw", "--weights int3:g32:asym --blockwise --steps 2 --e2e-steps 2 --batch 2 --seqlen 32 --seed 1 -t 2"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("qat (blockwise)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("22 steps"), std::string::npos) << r.out;  // 5 blocks x 4 + 2
+  EXPECT_NE(r.out.find("12 steps"), std::string::npos) << r.out;  // 5 blocks x 2 + 2
   EXPECT_GT(kld("bw"), 0.0);
 }
 
