@@ -40,11 +40,11 @@ struct Network::Tape {
   int64_t B = 0, T = 0;
   std::vector<float> x, xn1, a1, q, k, v, qkv, probs, att, a2, x1, xn2, a3, g, u, h, a4;
   // backward scratch
-  std::vector<float> d1, d2, dq, dk, dv, dqkv, dg, du, dh;
+  std::vector<float> d1, d2, datt, dq, dk, dv, dqkv, dg, du, dh;
   uint64_t bytes() const {
     size_t n = 0;
     for (const auto* buf : {&x, &xn1, &a1, &q, &k, &v, &qkv, &probs, &att, &a2, &x1, &xn2, &a3, &g, &u, &h, &a4, &d1,
-                          &d2, &dq, &dk, &dv, &dqkv, &dg, &du, &dh})
+                          &d2, &datt, &dq, &dk, &dv, &dqkv, &dg, &du, &dh})
       n += buf->capacity();
     return n * sizeof(float);
   }
@@ -247,15 +247,13 @@ void Network::back_llama(int64_t l, Tape& t, const float* dy, float* dx, const s
   rms_norm_backward(t.x1.data(), L.ffn_norm.data<float>(), eps, N, H, dxn2, dx1, true, pf_);
 
   // x1 = x + a2 Wo^T
-  float* datt = sized(t.dq, N * qd);  // reused below as dq only after datt is consumed
-  std::vector<float> datt_copy;
+  float* datt = sized(t.datt, N * qd);
   linear_backward(a2, N, qd, weight(l, LinearKind::O), H, dx1, datt, false, dW(LinearKind::O), false);
-  datt_copy.assign(datt, datt + N * qd);
   AttentionShape as{t.B, t.T, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window, qd, kvd};
   float* dq = sized(t.dq, N * qd);
   float* dk = sized(t.dk, N * kvd);
   float* dv = sized(t.dv, N * kvd);
-  attention_backward(as, t.q.data(), t.k.data(), t.v.data(), t.probs.data(), datt_copy.data(), dq, dk, dv, pf_);
+  attention_backward(as, t.q.data(), t.k.data(), t.v.data(), t.probs.data(), datt, dq, dk, dv, pf_);
   rope_backward(dq, N, t.T, qd, c.n_heads, c.head_dim, cos_.data(), sin_.data());
   rope_backward(dk, N, t.T, kvd, c.n_kv_heads, c.head_dim, cos_.data(), sin_.data());
   float* da1 = sized(t.d2, N * H);
@@ -325,7 +323,7 @@ void Network::back_gpt2(int64_t l, Tape& t, const float* dy, float* dx, const st
   linear_backward(a3, N, H, weight(l, LinearKind::Up), ff, dfc, dxn2, false, dW(LinearKind::Up), false);
   layer_norm_backward(t.x1.data(), L.ffn_norm.data<float>(), eps, N, H, dxn2, dx1, true, pf_);
 
-  float* datt = sized(t.dq, N * H);
+  float* datt = sized(t.datt, N * H);
   linear_backward(a2, N, H, weight(l, LinearKind::O), H, dx1, datt, false, dW(LinearKind::O), false);
   AttentionShape as{t.B, t.T, c.n_heads, c.n_kv_heads, c.head_dim, 0, 3 * H, 3 * H};
   float* dqkv = sized(t.dqkv, N * 3 * H);
