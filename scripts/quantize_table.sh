@@ -4,10 +4,13 @@
 # (--protocol lines) on the second half against the fp32 model.
 #   bash scripts/quantize_table.sh [--short] [MODEL_DIR]    (default ../shared/data/stories260K)
 # --short: one row per method (what scripts/demo.sh shows).
+# --qat: only the quantization-aware training rows and the GPTQ rows they are compared with.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 short=0
+qat=0
 if [ "${1:-}" = "--short" ]; then short=1; shift; fi
+if [ "${1:-}" = "--qat" ]; then qat=1; shift; fi
 data=${1:-$root/../shared/data/stories260K}
 Q=$root/build/release/tools/qforge/qforge
 work=$(mktemp -d)
@@ -33,6 +36,30 @@ row() {  # row METHOD "FLAGS"
   "$Q" eval "$out" --text "$work/eval.txt" --protocol lines --baseline "$data/stories260K.bin" --json -t 2 |
     python3 -c "import json,sys; j=json.load(sys.stdin); b=j['baseline']; print('| $1 | \`$2\` | $bpw | %.4f | %.5f | %.2f %% | %.2f |' % (j['perplexity'], b['kld_mean'], 100*b['top1_agreement'], $end-$start))"
 }
+# qat_row "FLAGS": quantization-aware training (qforge train-qat) on the same calibration half.
+qat_row() {
+  local out=$work/m
+  rm -rf "$out"
+  local start end log bpw
+  start=$(date +%s.%N)
+  log=$("$Q" train-qat "$data/stories260K.bin" -o "$out" $1 --calib "$work/calib.txt" --seed 1 -t 2)
+  end=$(date +%s.%N)
+  bpw=$(sed -n 's/.* \([0-9.]*\) bits per weight.*/\1/p' <<< "$log")
+  "$Q" eval "$out" --text "$work/eval.txt" --protocol lines --baseline "$data/stories260K.bin" --json -t 2 |
+    python3 -c "import json,sys; j=json.load(sys.stdin); b=j['baseline']; print('| qat | \`$1\` | $bpw | %.4f | %.5f | %.2f %% | %.2f |' % (j['perplexity'], b['kld_mean'], 100*b['top1_agreement'], $end-$start))"
+}
+qat_rows() {
+  qat_row "--weights int4:g32 --steps 300 --lr 3e-4"
+  qat_row "--weights int3:g32:asym --steps 300 --lr 5e-4"
+  qat_row "--weights int2:g16:asym --steps 300 --lr 1e-3"
+  qat_row "--weights int2:g16:asym --blockwise --steps 100 --e2e-steps 200 --lr 1e-3"
+  qat_row "--weights int4:g32 --acts int8 --steps 300 --lr 3e-4"
+}
+if [ "$qat" = 1 ]; then
+  for s in int4:g32 int3:g32:asym int2:g16:asym; do row gptq "--weights $s"; done
+  qat_rows
+  exit 0
+fi
 row rtn "--weights int8:channel"
 for m in rtn gptq awq; do row $m "--weights int4:g32"; done
 if [ "$short" = 1 ]; then
@@ -52,3 +79,4 @@ for mode in dynamic-token static-tensor; do for m in rtn smoothquant; do row $m 
 for obs in ema percentile kl mse; do for m in rtn smoothquant; do
   row $m "--weights int8:channel --acts int8 --act-mode static-tensor --observer $obs"; done; done
 row smoothquant "--weights int8:channel --acts int8 --act-mode static-tensor --alpha auto"
+qat_rows

@@ -42,8 +42,11 @@ cmake --build --preset asan -j "$jobs"
 # The stories260K quantization orderings (QuantizeCli), GGUF perplexity
 # comparisons (GgufCli) and llama.cpp's scoring of every GGUF type
 # (LlamaCppJudge) run the same library code the algo and formats tests cover
-# under the sanitizers, for minutes; release only.
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" -E '^(QuantizeCli|GgufCli|LlamaCppJudge)\.'
+# under the sanitizers, for minutes; release only. So does the QAT-vs-GPTQ
+# ordering (TrainQatCli.BeatsGptq...: ~60 s of training in release, many
+# minutes under ASan); the gradient, determinism, divergence and SIGINT tests
+# of train-qat do run here.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" -E '^(QuantizeCli|GgufCli|LlamaCppJudge)\.|^TrainQatCli\.BeatsGptq'
 
 
 echo "== fuzz (${fuzz_seconds}s per target)"

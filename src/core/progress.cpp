@@ -20,6 +20,12 @@ void ProgressBar::advance(int64_t n) {
   draw(done_ == total_);
 }
 
+void ProgressBar::set_status(std::string status) {
+  if (!enabled_) return;
+  std::lock_guard lock(mutex_);
+  status_ = std::move(status);
+}
+
 void ProgressBar::finish() {
   if (!enabled_) return;
   std::lock_guard lock(mutex_);
@@ -40,8 +46,9 @@ void ProgressBar::draw(bool force) {
   const double secs = std::chrono::duration<double>(now - start_).count();
   std::string bar(filled, '#');
   bar.resize(kWidth, '.');
-  std::fprintf(stderr, "\r%s [%s] %lld/%lld %5.1f%% %.1fs", label_.c_str(), bar.c_str(),
-               static_cast<long long>(done_), static_cast<long long>(total_), 100.0 * frac, secs);
+  // Trailing spaces clear what a longer status drew before.
+  std::fprintf(stderr, "\r%s [%s] %lld/%lld %5.1f%% %.1fs %s   ", label_.c_str(), bar.c_str(),
+               static_cast<long long>(done_), static_cast<long long>(total_), 100.0 * frac, secs, status_.c_str());
   std::fflush(stderr);
 }
 

@@ -15,6 +15,8 @@ class ProgressBar {
   ProgressBar(std::string label, int64_t total);
   ~ProgressBar();
   void advance(int64_t n = 1);
+  // Text drawn after the counts (e.g. "loss 0.123"), shown from the next draw on.
+  void set_status(std::string status);
   void finish();
   bool enabled() const { return enabled_; }
 
@@ -22,6 +24,7 @@ class ProgressBar {
   void draw(bool force);
   std::mutex mutex_;
   std::string label_;
+  std::string status_;
   int64_t total_;
   int64_t done_ = 0;
   bool enabled_;

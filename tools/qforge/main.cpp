@@ -17,6 +17,7 @@
 #include "quantize_command.h"
 #include "report_command.h"
 #include "serve_command.h"
+#include "train_qat_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"QuantForge: quantize transformer language models and measure what it costs"};
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   qf::cli::register_quantize(app);
   qf::cli::register_report(app);
   qf::cli::register_serve(app);
+  qf::cli::register_train_qat(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {
       // CLI11 would only say "a subcommand is required"; name the culprit.
