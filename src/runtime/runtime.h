@@ -165,6 +165,8 @@ class Runtime {
   void linear(const model::LayerWeights& L, model::LinearKind kind, SiteInput& in, float* out, int64_t ldc,
               bool accumulate);
   void packed_linear(const kernels::PackedMatrix& w, SiteInput& in, float* out, int64_t ldc, bool accumulate);
+  // out[rows, tr.size] = x tr (model::InputTransform), split over the pool by rows.
+  void apply_input_transform(const model::InputTransform& tr, const float* x, int64_t rows, float* out);
   // Causal attention of T queries (row stride q_stride) at positions
   // p0..p0+T-1 against layer `layer` of the cache; writes [T, n_heads*head_dim].
   void attention(int64_t layer, const float* q, int64_t q_stride, int64_t p0, int64_t T, float* out);
