@@ -162,6 +162,27 @@ void rotate_heads(model::Model& m, const RotationOptions& o) {
   }
 }
 
+model::InputTransform online(const Orthogonal& q) {
+  model::InputTransform t;
+  t.size = q.n;
+  t.block = q.block;
+  if (!q.mix.empty()) {
+    const int64_t mm = q.n / q.block;
+    t.mix = Tensor::from_f32(q.mix, {mm, mm});
+  }
+  return t;
+}
+
+void rotate_attn_out(model::Model& m, const RotationOptions& o) {
+  const model::ModelConfig& c = m.config;
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    model::LayerWeights& L = m.layers[l];
+    const Orthogonal q = make_orthogonal(c.q_dim(), o, derive_seed(o.seed, 4, l), /*with_signs=*/false);
+    rotate_rows(L.wo, q);
+    L.transform[static_cast<size_t>(InputSite::AttnOut)] = online(q);
+  }
+}
+
 void rotate_ffn_hidden(model::Model& m, const RotationOptions& o) {
   const model::ModelConfig& c = m.config;
   const int64_t ff = c.intermediate_size;
@@ -179,14 +200,7 @@ void rotate_ffn_hidden(model::Model& m, const RotationOptions& o) {
     }
     // down_proj reads h D T: W_down D T, each row times D then T.
     rotate_rows(L.w_down, q);
-    model::InputTransform t;
-    t.size = ff;
-    t.block = q.block;
-    if (!q.mix.empty()) {
-      const int64_t mm = ff / q.block;
-      t.mix = Tensor::from_f32(q.mix, {mm, mm});
-    }
-    L.transform[static_cast<size_t>(InputSite::FfnHidden)] = std::move(t);
+    L.transform[static_cast<size_t>(InputSite::FfnHidden)] = online(q);
   }
 }
 
@@ -196,9 +210,11 @@ std::optional<RotationOptions> parse_rotation(std::string_view spec, uint64_t se
   RotationOptions o;
   o.seed = seed;
   if (spec == "none") return std::nullopt;
-  if (spec == "hadamard") return o;
+  if (spec == "hadamard") return o;  // attn_out's online transform includes attn_heads
   if (spec == "hadamard-offline") {
     o.ffn_hidden = false;
+    o.attn_out = false;
+    o.attn_heads = true;
     return o;
   }
   fail("unknown rotation '{}' (valid: none, hadamard, hadamard-offline)", spec);
@@ -209,14 +225,15 @@ void rotate_model(model::Model& m, const RotationOptions& o) {
     check_rotatable(m);
     if (o.residual) rotate_residual(m, o);
     if (o.attn_heads) rotate_heads(m, o);
+    if (o.attn_out) rotate_attn_out(m, o);
     if (o.ffn_hidden) rotate_ffn_hidden(m, o);
   });
 }
 
 nlohmann::json rotation_info(const RotationOptions& o) {
-  return {{"kind", o.ffn_hidden ? "hadamard" : "hadamard-offline"},
-          {"residual", o.residual},
+  return {{"residual", o.residual},
           {"attn_heads", o.attn_heads},
+          {"attn_out_online", o.attn_out},
           {"ffn_hidden_online", o.ffn_hidden},
           {"odd_sizes", o.odd_size == OddSizeRotation::Kronecker ? "kronecker" : "dense"},
           {"seed", o.seed}};

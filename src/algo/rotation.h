@@ -17,6 +17,12 @@
 //                v_proj rows (and bias) Q_h^T per head, o_proj columns Q_h per
 //                head. Exact, offline: attention mixes value vectors of a head
 //                with scalar weights, so (sum p v) Q_h = sum p (v Q_h).
+//   attn_out     an online transform T over the whole o_proj input
+//                (heads x head_dim), o_proj W T: what attn_heads does per head
+//                plus the mix across heads, which cannot be fused offline (a
+//                Hadamard over heads mixes softmax outputs of different heads).
+//                For n_heads and head_dim powers of two T = H_heads (x) H_hd
+//                = H_qdim: QuaRot's o_proj Hadamard.
 //   ffn_hidden   an online transform T = R (x) H at the down_proj input
 //                (model::InputTransform, applied by the runtime before the
 //                activation quantizer), down_proj W D T, random signs D folded
@@ -44,16 +50,18 @@ namespace qf::algo {
 enum class OddSizeRotation { Kronecker, Dense };
 
 struct RotationOptions {
+  // The defaults are --rotate hadamard.
   bool residual = true;
-  bool attn_heads = true;
-  bool ffn_hidden = true;  // the only online transform
+  bool attn_heads = false;  // offline (what hadamard-offline uses instead of attn_out)
+  bool ffn_hidden = true;  // online
+  bool attn_out = true;    // online, over the whole o_proj input (replaces attn_heads)
   OddSizeRotation odd_size = OddSizeRotation::Kronecker;
   uint64_t seed = 0;
 };
 
-// "none" -> nullopt; "hadamard" -> every rotation; "hadamard-offline" -> the
-// exact offline ones only (residual + attention heads), which every export
-// format can hold. Throws qf::Error for anything else.
+// "none" -> nullopt; "hadamard" -> residual + online attn_out and ffn_hidden;
+// "hadamard-offline" -> the offline ones only (residual + attention heads),
+// which every export format can hold. Throws qf::Error for anything else.
 std::optional<RotationOptions> parse_rotation(std::string_view spec, uint64_t seed);
 
 // Rotates a float Llama-family model in place (see above); the tensors it
