@@ -80,6 +80,15 @@ void run_quantize(const QuantizeCliOptions& o) {
   using Clock = std::chrono::steady_clock;
   QF_CHECK(o.model.empty() != o.synthetic.empty(), "give either a MODEL path or --synthetic NAME");
   const auto t0 = Clock::now();
+  std::optional<algo::RotationOptions> rotation = algo::parse_rotation(o.rotate, o.seed);
+  if (rotation) {
+    rotation->odd_size = o.rotate_odd == "dense" ? algo::OddSizeRotation::Dense : algo::OddSizeRotation::Kronecker;
+    // Checked before any work: only our own folder holds an online transform.
+    QF_CHECK(!(rotation->ffn_hidden || rotation->attn_out) || o.format == "qforge",
+             "--format {} cannot express the online Hadamard transform of --rotate hadamard; use --format qforge, "
+             "or --rotate hadamard-offline",
+             o.format);
+  }
 
   algo::QuantizeOptions q;
   q.method = algo::parse_method(o.method);
@@ -128,15 +137,6 @@ void run_quantize(const QuantizeCliOptions& o) {
     if (o.verbose) fmt::print(stderr, "qforge quantize: {}\n", line);
   };
 
-  std::optional<algo::RotationOptions> rotation = algo::parse_rotation(o.rotate, o.seed);
-  if (rotation) {
-    rotation->odd_size = o.rotate_odd == "dense" ? algo::OddSizeRotation::Dense : algo::OddSizeRotation::Kronecker;
-    // Checked before any work: only our own folder holds an online transform.
-    QF_CHECK(!rotation->ffn_hidden || o.format == "qforge",
-             "--format {} cannot express the online Hadamard transform of --rotate hadamard; use --format qforge, "
-             "or --rotate hadamard-offline",
-             o.format);
-  }
   model::Model m = o.synthetic.empty() ? model::load_model(o.model)
                                        : model::synthetic_model(o.synthetic, 1, o.threads);
   if (rotation) algo::rotate_model(m, *rotation);
@@ -218,7 +218,7 @@ void register_quantize(CLI::App& app) {
       ->check(CLI::IsMember({"rtn", "gptq", "awq", "smoothquant"}));
   cmd->add_option("--weights", opt->weights,
                   "weight scheme, e.g. int4:g128, int3:g32:asym, int8:channel (default int4:g128; smoothquant int8:channel)");
-  cmd->add_option("--acts", opt->acts, "quantize linear-layer inputs too: int8 (symmetric) or int8:asym (static only)");
+  cmd->add_option("--acts", opt->acts, "quantize linear-layer inputs too: int8 | int4 (symmetric; int2..int8) or int8:asym (static only)");
   CLI::Option* act_mode = cmd->add_option("--act-mode", opt->act_mode, "dynamic-token: a scale per token at run time; static-tensor: calibrated")
       ->check(CLI::IsMember({"dynamic-token", "static-tensor"}));
   CLI::Option* observer = cmd->add_option("--observer", opt->observer, "static activation ranges: minmax | ema | percentile | kl | mse")
