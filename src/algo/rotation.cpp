@@ -37,11 +37,17 @@ uint64_t derive_seed(uint64_t seed, uint64_t what, uint64_t layer) {
   return z ^ (z >> 31);
 }
 
+constexpr int64_t kMaxDense = 4096;
+
 Orthogonal make_orthogonal(int64_t n, const RotationOptions& o, uint64_t seed, bool with_signs) {
   Orthogonal q;
   q.n = n;
   q.block = quant::largest_pow2_factor(n);
-  if (o.odd_size == OddSizeRotation::Dense && q.block != n) q.block = 1;
+  if (o.odd_size == OddSizeRotation::Dense && q.block != n) {
+    QF_CHECK(n <= kMaxDense, "--rotate-odd dense: a dense random orthogonal matrix of size {} costs {}^2 per token "
+             "online and {}^3 to draw; use kronecker above {}", n, n, n, kMaxDense);
+    q.block = 1;
+  }
   if (q.block != n) q.mix = quant::random_orthogonal(n / q.block, derive_seed(seed, 7, 0));
   if (with_signs) {
     std::mt19937_64 rng(seed);
