@@ -80,3 +80,13 @@ for obs in ema percentile kl mse; do for m in rtn smoothquant; do
   row $m "--weights int8:channel --acts int8 --act-mode static-tensor --observer $obs"; done; done
 row smoothquant "--weights int8:channel --acts int8 --act-mode static-tensor --alpha auto"
 qat_rows
+# Rotations (--rotate hadamard: residual stream, online o_proj and down_proj
+# input transforms; algo/rotation.h), weight-only and W4A4 / W4A8.
+for s in int3:g32:asym int4:g32; do for r in hadamard hadamard-offline; do
+  row gptq "--weights $s --rotate $r"; done; done
+row rtn "--weights int3:g32:asym --rotate hadamard"
+row awq "--weights int4:g32 --rotate hadamard"
+for a in int4 int8; do for m in rtn gptq; do
+  row $m "--weights int4:g32 --acts $a"
+  row $m "--weights int4:g32 --acts $a --rotate hadamard"; done; done
+row gptq "--weights int4:g32 --acts int4 --rotate hadamard --rotate-odd dense"

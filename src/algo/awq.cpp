@@ -143,7 +143,10 @@ AwqBlockResult awq_block(const model::ModelConfig& config, BlockRunner& runner, 
 
   for (InputSite site : kSites) {
     const std::vector<LinearLayer> group = at_site(site);
-    if (group.empty() || !can_scale_site(config, site) || !stats.count(site)) continue;
+    // Behind an online rotation the producer's scale would not commute with the transform.
+    if (group.empty() || !can_scale_site(config, site) || !stats.count(site) ||
+        w.transform[static_cast<size_t>(site)].active())
+      continue;
     const std::vector<double> abs_mean = stats.at(site).abs_mean();
     AwqSiteChoice choice{site, 0.0, std::numeric_limits<double>::infinity(), 0.0};
     std::vector<double> best_s(abs_mean.size(), 1.0);

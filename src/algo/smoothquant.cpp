@@ -104,7 +104,8 @@ std::vector<SmoothingReport> smooth_block(const model::ModelConfig& config, Bloc
   std::map<InputSite, SiteData> data;
   std::map<InputSite, int64_t> seen;
   runner.run(w, [&](InputSite site, const float* x, int64_t rows, int64_t cols) {
-    if (!can_scale_site(config, site)) return;
+    // Behind an online rotation the producer's scale would not commute with the transform.
+    if (!can_scale_site(config, site) || w.transform[static_cast<size_t>(site)].active()) return;
     SiteData& d = data.try_emplace(site, SiteData{ChannelStats(cols), {}}).first->second;
     d.stats.add(x, rows);
     int64_t& base = seen[site];

@@ -248,6 +248,20 @@ std::vector<formats::NamedTensor> Model::named_tensors() const {
   return out;
 }
 
+bool has_online_transforms(const Model& model) {
+  for (const LayerWeights& L : model.layers)
+    for (const InputTransform& t : L.transform)
+      if (t.active()) return true;
+  return false;
+}
+
+void require_no_online_transforms(const Model& model, const std::string& target) {
+  QF_CHECK(!has_online_transforms(model),
+           "{} cannot express the online Hadamard transforms of a rotated model (--rotate hadamard); write --format "
+           "qforge, or rotate with --rotate hadamard-offline (no online transform)",
+           target);
+}
+
 int64_t Model::parameter_count() const {
   int64_t n = 0;
   for (const auto& t : named_tensors()) n += t.tensor.numel();

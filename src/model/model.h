@@ -54,6 +54,18 @@ struct ActivationQuant {
   bool operator==(const ActivationQuant&) const = default;
 };
 
+// An orthogonal transform the runtime applies to a site's input before the
+// activation quantizer and the matmul (an "online" rotation, QuaRot's online
+// Hadamard before down_proj): x <- x Q with Q = R (x) H_block
+// (quant/hadamard.h), the layers reading the site holding W Q (algo/rotation.h).
+// Plain data; size 0 means no transform.
+struct InputTransform {
+  int64_t size = 0;   // the site's width, or 0
+  int64_t block = 1;  // Walsh-Hadamard block: a power of two dividing size
+  Tensor mix;         // F32 [size / block, size / block] orthogonal; empty when size == block
+  bool active() const { return size > 0; }
+};
+
 // One decoder layer. Matrix layouts differ by architecture because each keeps
 // its checkpoint's own orientation (no transposed copies):
 //   Llama family: nn.Linear weights, [out, in].
@@ -91,6 +103,8 @@ struct LayerWeights {
 
   // Activation quantization per input site (indexed by InputSite).
   std::array<ActivationQuant, kInputSites> act{};
+  // Online transforms per input site (indexed by InputSite), applied before act[site].
+  std::array<InputTransform, kInputSites> transform{};
 
   // Linear layers the runtime runs on the integer kernels, indexed by
   // LinearKind: [out, in] for every architecture (GPT-2 too). The float weight
@@ -130,6 +144,13 @@ struct Model {
   // Bytes of the packed layers alone (0 for a float model).
   uint64_t packed_bytes() const;
 };
+
+// Whether any layer carries an online input transform (a rotated model).
+bool has_online_transforms(const Model& model);
+// Throws qf::Error "`target` cannot express the online Hadamard transforms of
+// a rotated model ..." when it does: formats other than qforge's own folder
+// have no place for them, and dropping them would silently change the model.
+void require_no_online_transforms(const Model& model, const std::string& target);
 
 // Builds a Model from a validated config and Hugging Face-named tensors
 // (what every checkpoint reader returns). Llama family: model.embed_tokens,

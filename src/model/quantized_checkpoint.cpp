@@ -34,7 +34,9 @@ using formats::quote;
 constexpr const char* kQuantMethod = "qforge";
 constexpr int64_t kFormatVersion = 1;
 // Keys of quantization_config this format owns; QuantizedModel::info may hold any other.
-constexpr std::array<const char*, 4> kReservedKeys = {"quant_method", "format_version", "layers", "activations"};
+constexpr std::array<const char*, 5> kReservedKeys = {"quant_method", "format_version", "layers", "activations",
+                                                      "transforms"};
+const std::string kTransformMix = ".transform_mix";
 
 const std::string kCodes = ".weight_codes";
 const std::string kScales = ".weight_scales";
@@ -184,6 +186,43 @@ std::string activation_key(const ModelConfig& config, int64_t layer, int site) {
 }
 
 // ---------------------------------------------------------------------------
+// Online input transforms (rotated models): {"size": n, "hadamard_block": b}
+// per site, the [n/b, n/b] mix as the tensor KEY.transform_mix when n != b.
+
+int64_t site_width(const ModelConfig& c, int site) {
+  switch (static_cast<InputSite>(site)) {
+    case InputSite::AttnIn:
+    case InputSite::FfnIn: return c.hidden_size;
+    case InputSite::AttnOut: return c.arch == Architecture::GPT2 ? c.hidden_size : c.q_dim();
+    case InputSite::FfnHidden: return c.intermediate_size;
+  }
+  return 0;
+}
+
+// Shapes, and an orthogonal mix: a matrix that is not would silently change
+// the model instead of rotating it.
+void check_transform(const InputTransform& t, int64_t width) {
+  QF_CHECK(t.size == width, "size {} disagrees with the site's width {}", t.size, width);
+  QF_CHECK(t.block > 0 && (t.block & (t.block - 1)) == 0 && t.size % t.block == 0,
+           "hadamard_block {} is not a power of two dividing {}", t.block, t.size);
+  const int64_t m = t.size / t.block;
+  if (m == 1) {
+    QF_CHECK(t.mix.empty(), "a transform with hadamard_block == size has no mix");
+    return;
+  }
+  QF_CHECK(t.mix.dtype() == DType::F32 && t.mix.shape() == (Shape{m, m}), "mix is {} {}, expected F32 [{}, {}]",
+           dtype_name(t.mix.dtype()), shape_to_string(t.mix.shape()), m, m);
+  const float* r = t.mix.data<float>();
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = i; j < std::min(m, i + 2); ++j) {  // norms and neighbours: O(m^2)
+      double d = 0.0;
+      for (int64_t k = 0; k < m; ++k) d += static_cast<double>(r[i * m + k]) * r[j * m + k];
+      const double want = i == j ? 1.0 : 0.0;
+      QF_CHECK(std::isfinite(d) && std::fabs(d - want) < 1e-4, "mix is not orthogonal (rows {} . {} = {})", i, j, d);
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Saving.
 
 void check_linears(const QuantizedModel& qm, const std::map<std::string, LinearLayer>& known) {
@@ -245,8 +284,19 @@ json quantization_config(const QuantizedModel& qm) {
       activations[key] = activation_json(a);
     }
   }
+  json transforms = json::object();
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    for (int site = 0; site < kInputSites; ++site) {
+      const InputTransform& t = m.layers[i].transform[static_cast<size_t>(site)];
+      if (!t.active()) continue;
+      const std::string key = activation_key(m.config, static_cast<int64_t>(i), site);
+      with_context(fmt::format("input transform \"{}\"", key), [&] { check_transform(t, site_width(m.config, site)); });
+      transforms[key] = {{"size", t.size}, {"hadamard_block", t.block}};
+    }
+  }
   qc["layers"] = std::move(layers);
   qc["activations"] = std::move(activations);
+  if (!transforms.empty()) qc["transforms"] = std::move(transforms);
   return qc;
 }
 
@@ -270,9 +320,17 @@ struct SiteQuant {
   ActivationQuant quant;
 };
 
+struct SiteTransform {
+  int64_t layer = 0;
+  int site = 0;
+  std::string key;
+  InputTransform transform;  // without its mix (a tensor)
+};
+
 struct ParsedQuantConfig {
   std::map<std::string, quant::Scheme> schemes;
   std::vector<SiteQuant> activations;
+  std::vector<SiteTransform> transforms;
   json info = json::object();
 };
 
@@ -314,6 +372,29 @@ ParsedQuantConfig parse_quantization_config(const json& config, const ModelConfi
       out.activations.push_back({site->second.first, site->second.second,
                                  with_context(fmt::format("\"activations\" {}", quote(key)),
                                               [&] { return parse_activation(entry); })});
+    }
+    if (qc.contains("transforms")) {
+      const json& tr = qc.at("transforms");
+      QF_CHECK(tr.is_object(), "\"transforms\" must be an object, got {}", show(tr));
+      for (const auto& item : tr.items()) {
+        const std::string& key = item.key();
+        const json& entry = item.value();
+        const auto site = sites.find(key);
+        QF_CHECK(site != sites.end(), "\"transforms\": unknown site {} (expected {}.attn_in ... {}.ffn_hidden)",
+                 quote(key), block_prefix(mc, 0), block_prefix(mc, mc.n_layers - 1));
+        InputTransform t = with_context(fmt::format("\"transforms\" {}", quote(key)), [&] {
+          check_keys(entry, {"size", "hadamard_block"});
+          InputTransform x;
+          x.size = require_int(entry, "size");
+          x.block = require_int(entry, "hadamard_block");
+          QF_CHECK(x.size == site_width(mc, site->second.second), "size {} disagrees with the site's width {}",
+                   x.size, site_width(mc, site->second.second));
+          QF_CHECK(x.block > 0 && (x.block & (x.block - 1)) == 0 && x.size % x.block == 0,
+                   "hadamard_block {} is not a power of two dividing {}", x.block, x.size);
+          return x;
+        });
+        out.transforms.push_back({site->second.first, site->second.second, key, std::move(t)});
+      }
     }
     for (const auto& [key, value] : qc.items()) {
       bool reserved = false;
@@ -385,7 +466,13 @@ void save_quantized_folder(const std::string& dir, const QuantizedModel& qm, con
   const Model stored = with_bias_groups(qm.model);
   json config = stored.config.to_hf_json();
   config["quantization_config"] = quantization_config(qm);
-  const std::vector<formats::NamedTensor> tensors = checkpoint_tensors(stored, qm);
+  std::vector<formats::NamedTensor> tensors = checkpoint_tensors(stored, qm);
+  for (size_t i = 0; i < qm.model.layers.size(); ++i)
+    for (int site = 0; site < kInputSites; ++site) {
+      const InputTransform& t = qm.model.layers[i].transform[static_cast<size_t>(site)];
+      if (t.active() && !t.mix.empty())
+        tensors.push_back({activation_key(qm.model.config, static_cast<int64_t>(i), site) + kTransformMix, t.mix});
+    }
 
   create_output_folder(dir);
   formats::write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
@@ -416,11 +503,24 @@ QuantizedModel load_quantized_folder(const std::string& path) {
       external.insert(l.name + ".weight");
     }
   });
+  for (SiteTransform& st : parsed.transforms) {
+    with_context(weights_file, [&] {
+      const std::string name = st.key + kTransformMix;
+      if (st.transform.size != st.transform.block)
+        st.transform.mix = pool.take(name, fmt::format("transform {} mixes {} blocks", st.key,
+                                                       st.transform.size / st.transform.block));
+      else
+        QF_CHECK(!pool.has(name), "unexpected tensor \"{}\" (the transform is a pure Hadamard)", name);
+      with_context(fmt::format("tensor \"{}\"", name), [&] { check_transform(st.transform, st.transform.size); });
+    });
+  }
   const std::vector<formats::NamedTensor> rest = pool.rest();
   with_context(weights_file, [&] { check_no_stray_quantized(rest); });
   qm.model = build_model(mc, rest, weights_file, external);
   for (const SiteQuant& sq : parsed.activations)
     qm.model.layers[static_cast<size_t>(sq.layer)].act[static_cast<size_t>(sq.site)] = sq.quant;
+  for (const SiteTransform& st : parsed.transforms)
+    qm.model.layers[static_cast<size_t>(st.layer)].transform[static_cast<size_t>(st.site)] = st.transform;
   return qm;
 }
 

@@ -88,6 +88,8 @@ QuantizedModel load_quantized(const std::string& path) {
 
 void save_quantized(QuantizedFormat format, const std::string& dir, const QuantizedModel& qm,
                     const tokenizer::Vocab& vocab, const std::string& source) {
+  if (format != QuantizedFormat::Qforge)
+    require_no_online_transforms(qm.model, fmt::format("--format {}", quantized_format_name(format)));
   layout(format).save(dir, qm, vocab, source);
 }
 

@@ -78,6 +78,7 @@ void write_tokenizer_files(const std::string& dir, const tokenizer::Vocab& vocab
 
 void save_hf_folder(const std::string& dir, const Model& model, const tokenizer::Vocab& vocab,
                     const std::string& source, DType dtype) {
+  require_no_online_transforms(model, "a float Hugging Face folder");
   create_output_folder(dir);
   std::vector<formats::NamedTensor> tensors = model.named_tensors();
   for (auto& nt : tensors) nt.tensor = convert_for_storage(nt.tensor, dtype);

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/linear_layers.h"
+#include "quant/hadamard.h"
 #include "runtime/activation_quant.h"
 #include "runtime/fp32_ops.h"
 
@@ -36,7 +37,7 @@ void KVCache::set_size(int64_t n) {
 
 // Activation blocks, grown to the largest batch seen and reused.
 struct Runtime::Scratch {
-  std::vector<float> x, xn, q, att, ff1, ff2, actq;
+  std::vector<float> x, xn, q, att, ff1, ff2, actq, xt, xt_tmp;
   std::vector<float> kbuf, vbuf;  // new keys / values of a multi-segment call, before they are scattered
   std::vector<float> cos, sin;  // [T, head_dim / 2]
   std::vector<double> inv_freq;
@@ -106,6 +107,18 @@ Runtime::Runtime(const model::Model& model, RuntimeOptions options)
     for (const model::LinearLayer& l : model::all_linears(c))
       check_packed(model_.layers[static_cast<size_t>(l.layer)].packed_weight(l.kind), l.out_features, l.in_features,
                    l.name);
+    for (size_t l = 0; l < model_.layers.size(); ++l)
+      for (int site = 0; site < model::kInputSites; ++site) {
+        const model::InputTransform& t = model_.layers[l].transform[static_cast<size_t>(site)];
+        if (!t.active()) continue;
+        const int64_t m = t.block > 0 && t.size % t.block == 0 ? t.size / t.block : 0;
+        QF_CHECK(quant::is_power_of_two(t.block) && m > 0 &&
+                     (m == 1 ? t.mix.empty()
+                             : t.mix.dtype() == DType::F32 && t.mix.shape() == (Shape{m, m})),
+                 "block {} {}: malformed input transform (size {}, Hadamard block {}, mix {})", l,
+                 model::input_site_name(static_cast<model::InputSite>(site)), t.size, t.block,
+                 t.mix.empty() ? std::string("none") : shape_to_string(t.mix.shape()));
+      }
     check_packed(model_.embed_packed.get(), c.vocab_size, c.hidden_size, "embedding");
     check_packed(model_.lm_head_packed.get(), c.vocab_size, c.hidden_size, "lm_head");
     cache_ = KVCache(c.n_layers, resolve_context(c, options.context), c.kv_dim());
@@ -271,6 +284,15 @@ void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x, 
 std::optional<Runtime::SiteInput> Runtime::linear_input(int64_t layer, const model::LayerWeights& L,
                                                         model::InputSite site, const float* x, int64_t rows,
                                                         int64_t cols) {
+  // An online rotation comes first: the hook (calibration) and the activation
+  // quantizer see the rotated input that the rotated weights expect.
+  if (const model::InputTransform& tr = L.transform[static_cast<size_t>(site)]; tr.active()) {
+    QF_CHECK(tr.size == cols, "block {} {}: input transform of size {} on a site of width {}", layer,
+             model::input_site_name(site), tr.size, cols);
+    float* xt = Scratch::sized(scratch_->xt, rows * cols);
+    apply_input_transform(tr, x, rows, xt);
+    x = xt;
+  }
   if (hook_) hook_(layer, site, x, rows, cols);
   if (stop_after_ == site) return std::nullopt;
   SiteInput in{x, x, rows, cols};
@@ -286,6 +308,15 @@ std::optional<Runtime::SiteInput> Runtime::linear_input(int64_t layer, const mod
   // Packed layers behind any other activation quantizer start from its float result.
   if (!dynamic_int8) in.raw = in.x;
   return in;
+}
+
+void Runtime::apply_input_transform(const model::InputTransform& tr, const float* x, int64_t rows, float* out) {
+  const int64_t n = tr.size;
+  const float* mix = tr.mix.empty() ? nullptr : tr.mix.data<float>();
+  float* tmp = Scratch::sized(scratch_->xt_tmp, rows * n);
+  for_rows(rows, n * (n / tr.block + 8), [&](int64_t b, int64_t e) {
+    quant::kronecker_transform(x + b * n, e - b, n, tr.block, mix, out + b * n, tmp + b * n);
+  });
 }
 
 void Runtime::linear(const model::LayerWeights& L, model::LinearKind kind, SiteInput& in, float* out, int64_t ldc,

@@ -202,6 +202,8 @@ class Runtime {
   void linear(const model::LayerWeights& L, model::LinearKind kind, SiteInput& in, float* out, int64_t ldc,
               bool accumulate);
   void packed_linear(const kernels::PackedMatrix& w, SiteInput& in, float* out, int64_t ldc, bool accumulate);
+  // out[rows, tr.size] = x tr (model::InputTransform), split over the pool by rows.
+  void apply_input_transform(const model::InputTransform& tr, const float* x, int64_t rows, float* out);
   // Causal attention of T queries (row stride q_stride), each at its row's
   // position against layer `layer` of its segment's cache; writes [T, n_heads*head_dim].
   void attention(int64_t layer, const float* q, int64_t q_stride, int64_t T, float* out);

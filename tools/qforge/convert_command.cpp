@@ -41,6 +41,7 @@ void quantized_to_gguf(const ConvertOptions& opt, DType dtype, const std::string
                        const tokenizer::Vocab& vocab) {
   const model::QuantizedModel qm = model::load_quantized(opt.input);
   const model::Model m = model::dequantized_model(qm);
+  model::require_no_online_transforms(m, "GGUF");
   formats::GgufModelWriteOptions o;
   o.dtype = dtype;
   std::optional<formats::GgmlType> only;
@@ -75,6 +76,7 @@ void write_float(const ConvertOptions& opt, const std::string& dtype_name) {
   }
   const model::Model m = model::load_model(opt.input);
   if (opt.output.ends_with(".gguf")) {
+    model::require_no_online_transforms(m, "GGUF");
     const auto tensors = m.named_tensors();  // HF names, rotate_half q/k: the writer permutes for llama.cpp
     formats::write_gguf_model(opt.output, m.config, tensors, &vocab, dtype);
   } else {
@@ -97,6 +99,7 @@ void write_quantized(const ConvertOptions& opt, const std::string& format) {
 void write_gguf_mixture(const ConvertOptions& opt, const std::string& recipe) {
   QF_CHECK(opt.output.ends_with(".gguf"), "--to {} is a GGUF mixture: the output must be OUT.gguf", recipe);
   const model::Model m = model::load_model(opt.input);
+  model::require_no_online_transforms(m, "GGUF");
   const auto tensors = m.named_tensors();
   formats::GgufModelWriteOptions o;
   o.dtype = DType::F16;  // matrices the mixture leaves unquantized

@@ -12,6 +12,7 @@
 
 #include "algo/activation_outliers.h"
 #include "algo/calibration.h"
+#include "algo/rotation.h"
 #include "analysis/scheme_error.h"
 #include "analysis/tensor_stats.h"
 #include "core/progress.h"
@@ -36,6 +37,7 @@ struct InspectOptions {
   int64_t calib_samples = 16;
   int64_t calib_seqlen = 256;
   uint64_t seed = 0;
+  std::string rotate = "none";
 };
 
 struct TensorReport {
@@ -202,7 +204,10 @@ void print_json(const formats::Checkpoint& ckpt, const std::vector<quant::Scheme
 
 // qforge inspect MODEL --calib FILE: activation outliers per block and site.
 void run_activation_report(const InspectOptions& opt) {
-  const model::Model m = model::load_model(opt.path);
+  model::Model m = model::load_model(opt.path);
+  // What a rotated model's layers would see (a folder quantized with
+  // --rotate already carries its rotation).
+  if (const auto rotation = algo::parse_rotation(opt.rotate, opt.seed)) algo::rotate_model(m, *rotation);
   const auto tok = tokenizer::make_tokenizer(model::load_vocab(opt.path));
   const std::vector<int32_t> tokens = algo::read_calibration_tokens(opt.calib, *tok);
   const auto seqs = with_context(opt.calib, [&] {
@@ -243,6 +248,7 @@ void run_activation_report(const InspectOptions& opt) {
 }
 
 void run_inspect(const InspectOptions& opt) {
+  QF_CHECK(opt.rotate == "none" || !opt.calib.empty(), "--rotate applies to the activation report: give --calib FILE");
   if (!opt.calib.empty()) return run_activation_report(opt);
   std::vector<quant::Scheme> schemes;
   for (const auto& spec : opt.schemes) schemes.push_back(quant::Scheme::parse(spec));
@@ -323,7 +329,9 @@ void register_inspect(CLI::App& app) {
                   "(channels beyond 6 sigma, kurtosis, max/median channel ratio)");
   cmd->add_option("--calib-samples", opt->calib_samples, "--calib: sequences")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--calib-seqlen", opt->calib_seqlen, "--calib: tokens per sequence")->check(CLI::Range(2, 1 << 20));
-  cmd->add_option("--seed", opt->seed, "--calib: seed of the sample");
+  cmd->add_option("--seed", opt->seed, "--calib: seed of the sample (and of --rotate)");
+  cmd->add_option("--rotate", opt->rotate, "--calib: rotate the model first (none | hadamard | hadamard-offline, as quantize)")
+      ->check(CLI::IsMember({"none", "hadamard", "hadamard-offline"}));
   cmd->callback([opt] { run_inspect(*opt); });
 }
 

@@ -10,6 +10,7 @@
 
 #include "algo/calibration.h"
 #include "algo/quantize_model.h"
+#include "algo/rotation.h"
 #include "calib/observer.h"
 #include "core/error.h"
 #include "eval/bench.h"
@@ -53,6 +54,8 @@ struct QuantizeCliOptions {
   bool no_clip = false;
   int threads = 0;
   bool verbose = false;
+  std::string rotate = "none";
+  std::string rotate_odd = "kronecker";
   bool act_flags_given = false;  // --act-mode or --observer on the command line
 };
 
@@ -77,6 +80,15 @@ void run_quantize(const QuantizeCliOptions& o) {
   using Clock = std::chrono::steady_clock;
   QF_CHECK(o.model.empty() != o.synthetic.empty(), "give either a MODEL path or --synthetic NAME");
   const auto t0 = Clock::now();
+  std::optional<algo::RotationOptions> rotation = algo::parse_rotation(o.rotate, o.seed);
+  if (rotation) {
+    rotation->odd_size = o.rotate_odd == "dense" ? algo::OddSizeRotation::Dense : algo::OddSizeRotation::Kronecker;
+    // Checked before any work: only our own folder holds an online transform.
+    QF_CHECK(!(rotation->ffn_hidden || rotation->attn_out) || o.format == "qforge",
+             "--format {} cannot express the online Hadamard transform of --rotate hadamard; use --format qforge, "
+             "or --rotate hadamard-offline",
+             o.format);
+  }
 
   algo::QuantizeOptions q;
   q.method = algo::parse_method(o.method);
@@ -125,8 +137,9 @@ void run_quantize(const QuantizeCliOptions& o) {
     if (o.verbose) fmt::print(stderr, "qforge quantize: {}\n", line);
   };
 
-  const model::Model m = o.synthetic.empty() ? model::load_model(o.model)
-                                             : model::synthetic_model(o.synthetic, 1, o.threads);
+  model::Model m = o.synthetic.empty() ? model::load_model(o.model)
+                                       : model::synthetic_model(o.synthetic, 1, o.threads);
+  if (rotation) algo::rotate_model(m, *rotation);
   const std::string source = o.synthetic.empty() ? o.model : o.tokenizer;
   QF_CHECK(o.synthetic.empty() || !o.tokenizer.empty(),
            "--synthetic needs --tokenizer DIR (its vocabulary goes into the output; e.g. the GPT-2 tokenizer folder)");
@@ -155,6 +168,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   model::QuantizedModel qm = algo::quantize_model(m, calibration, q, &report);
   qm.info["calibration_selection"] = o.calib_select;
   qm.info["seed"] = o.seed;
+  if (rotation) qm.info["rotation"] = algo::rotation_info(*rotation);
   write_quantized_output(o.format, o.output, qm, vocab, source);
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
@@ -173,6 +187,7 @@ void run_quantize(const QuantizeCliOptions& o) {
     if (e.is_regular_file()) bytes += e.file_size();
   fmt::print("method       {}{}\n", o.method, q.acts.enabled ? fmt::format(" (activations int{} {})", q.acts.bits,
                                                                              o.act_mode) : "");
+  if (rotation) fmt::print("rotation     {} (seed {})\n", o.rotate, o.seed);
   fmt::print("weights      {} over {} layers, {:.4f} bits per weight (scales included)\n",
              mixed ? fmt::format("mixed, budget {:.3f}", q.budget_bpw) : q.weights.to_string(), report.layers.size(),
              report.bits_per_weight());
@@ -203,7 +218,7 @@ void register_quantize(CLI::App& app) {
       ->check(CLI::IsMember({"rtn", "gptq", "awq", "smoothquant"}));
   cmd->add_option("--weights", opt->weights,
                   "weight scheme, e.g. int4:g128, int3:g32:asym, int8:channel (default int4:g128; smoothquant int8:channel)");
-  cmd->add_option("--acts", opt->acts, "quantize linear-layer inputs too: int8 (symmetric) or int8:asym (static only)");
+  cmd->add_option("--acts", opt->acts, "quantize linear-layer inputs too: int8 | int4 (symmetric; int2..int8) or int8:asym (static only)");
   CLI::Option* act_mode = cmd->add_option("--act-mode", opt->act_mode, "dynamic-token: a scale per token at run time; static-tensor: calibrated")
       ->check(CLI::IsMember({"dynamic-token", "static-tensor"}));
   CLI::Option* observer = cmd->add_option("--observer", opt->observer, "static activation ranges: minmax | ema | percentile | kl | mse")
@@ -213,7 +228,7 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--calib-seqlen", opt->calib_seqlen, "tokens per calibration sequence")->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--calib-select", opt->calib_select, "random | diverse (k-means over mean hidden states)")
       ->check(CLI::IsMember({"random", "diverse"}));
-  cmd->add_option("--seed", opt->seed, "seed for the calibration sample");
+  cmd->add_option("--seed", opt->seed, "seed for the calibration sample and the --rotate signs and matrices");
   cmd->add_option("--budget-bpw", opt->budget_bpw, "mixed precision: average bits per weight (scales included)")
       ->check(CLI::Range(0.5, 64.0));
   cmd->add_option("--mp-candidates", opt->mp_candidates,
@@ -232,6 +247,14 @@ void register_quantize(CLI::App& app) {
                   "SmoothQuant migration strength in [0, 1] (default 0.5), or 'auto': searched per site");
   cmd->add_option("--awq-grid", opt->awq_grid, "AWQ: alpha grid points")->check(CLI::Range(1, 1000));
   cmd->add_flag("--no-clip", opt->no_clip, "AWQ: skip the weight clipping search");
+  cmd->add_option("--rotate", opt->rotate,
+                  "rotate first (QuaRot-style, the float model unchanged): none | hadamard (residual stream, attention "
+                  "heads, online Hadamard before down_proj; --format qforge) | hadamard-offline (no online transform)")
+      ->check(CLI::IsMember({"none", "hadamard", "hadamard-offline"}));
+  cmd->add_option("--rotate-odd", opt->rotate_odd,
+                  "--rotate, widths that are not powers of two: kronecker (random orthogonal (x) Hadamard, default) | "
+                  "dense (one random orthogonal matrix)")
+      ->check(CLI::IsMember({"kronecker", "dense"}));
   cmd->add_option("-t,--threads", opt->threads, "threads (0 = all cores)")->check(CLI::Range(0, 4096));
   cmd->add_flag("-v,--verbose", opt->verbose, "per-layer table, search notes and progress");
   cmd->callback([opt, act_mode, observer] {

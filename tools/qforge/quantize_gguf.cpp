@@ -50,6 +50,7 @@ void write_quantized_gguf(const GgufQuantizeRequest& r) {
   const model::Model& m = *r.model;
   const algo::QuantizeOptions& q = r.pipeline;
   QF_CHECK(!q.acts.enabled, "--format gguf holds weights only: drop --acts");
+  model::require_no_online_transforms(m, "--format gguf");
   QF_CHECK(q.budget_bpw <= 0.0, "--format gguf uses llama.cpp's mixtures (--weights q4_k_m, ...), not --budget-bpw");
   QF_CHECK(q.skip.empty(), "--format gguf: the mixture decides each tensor's type; --skip is not supported");
   QF_CHECK(r.output.ends_with(".gguf"), "--format gguf writes one file: give -o OUT.gguf, got '{}'", r.output);
