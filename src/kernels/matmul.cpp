@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/matmul_targets.h"
+#include "kernels/two_level.h"
 
 namespace qf::kernels {
 
@@ -31,29 +32,37 @@ namespace {
 void subtract_min_term(const PackedMatrix& w, const Activations& x, bool f32, float* y, int64_t ldy, int64_t n_begin,
                        int64_t n_end) {
   const int64_t groups = w.groups(), blocks = x.blocks(), per_group = w.group_size() / kSumBlock;
-  thread_local std::vector<float> sums;
-  sums.resize(static_cast<size_t>(groups));
+  thread_local std::vector<float> sums, formed;
+  sums.resize(static_cast<size_t>(x.rows * groups));
+  if (w.two_level()) formed.resize(static_cast<size_t>(groups));
   for (int64_t m = 0; m < x.rows; ++m) {
     // Groups are whole blocks of kSumBlock except a ragged last one, whose padding sums to 0.
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t b0 = g * per_group, b1 = g + 1 == groups ? blocks : b0 + per_group;
+      float& out = sums[static_cast<size_t>(m * groups + g)];
       if (f32) {
         float s = 0.0f;
         for (int64_t b = b0; b < b1; ++b) s += x.f32_block_sums[static_cast<size_t>(m * blocks + b)];
-        sums[static_cast<size_t>(g)] = s;
+        out = s;
       } else {
         int32_t s = 0;
         for (int64_t b = b0; b < b1; ++b) s += x.block_sums[static_cast<size_t>(m * blocks + b)];
-        sums[static_cast<size_t>(g)] = x.scale[static_cast<size_t>(m)] * static_cast<float>(s);
+        out = x.scale[static_cast<size_t>(m)] * static_cast<float>(s);
       }
     }
-    for (int64_t n = n_begin; n < n_end; ++n) {
+  }
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const float* mins = w.row_mins(n);
+    if (w.two_level()) {  // the same floats: super-min * sub-min per group, formed once per row
+      detail::form_two_level(w.row_sub_mins(n), w.row_super_mins(n), groups, w.super_groups(), formed.data());
+      mins = formed.data();
+    }
+    for (int64_t m = 0; m < x.rows; ++m) {
       // Eight independent partial sums: the compiler vectorizes them (SSE
       // here, as this file has no target flags), where one running sum would
       // be a chain of dependent adds as long as the row's groups (64 for a
       // 2048-wide Q4_K row, which then cost about as much as its product).
-      const float* mins = w.row_mins(n);
-      const float* gs = sums.data();
+      const float* gs = sums.data() + m * groups;
       float part[8] = {};
       int64_t g = 0;
       for (; g + 8 <= groups; g += 8)
