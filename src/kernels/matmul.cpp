@@ -1,10 +1,13 @@
 #include "kernels/matmul.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/matmul_targets.h"
-#include "kernels/two_level.h"
 
 namespace qf::kernels {
 
@@ -19,6 +22,26 @@ float* thread_scratch(int64_t n) {
 }  // namespace detail
 
 namespace {
+
+// A two-level row's float mins, super * sub (two_level.h), with SSE2 vectors
+// for ggml's 8 and 16 groups per super-block (this file has no target flags,
+// and GCC 12 leaves the uint8 loop of two_level.h scalar). The same floats.
+void form_row_mins(const uint8_t* sub, const float* super, int64_t groups, int64_t per, float* out) {
+  int64_t g = 0;
+#if defined(__SSE2__)
+  if (per == 8 || per == 16) {
+    const int shift = per == 16 ? 4 : 3;
+    const __m128i zero = _mm_setzero_si128();
+    for (; g + 8 <= groups; g += 8) {
+      const __m128i v = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sub + g)), zero);
+      const __m128 d = _mm_set1_ps(super[g >> shift]);
+      _mm_storeu_ps(out + g, _mm_mul_ps(d, _mm_cvtepi32_ps(_mm_unpacklo_epi16(v, zero))));
+      _mm_storeu_ps(out + g + 4, _mm_mul_ps(d, _mm_cvtepi32_ps(_mm_unpackhi_epi16(v, zero))));
+    }
+  }
+#endif
+  for (; g < groups; ++g) out[g] = super[g / per] * static_cast<float>(sub[g]);
+}
 
 // y[m, n] -= sum_g min[n, g] * xsum[m, g] for every output the target wrote:
 // the min term of w = s * (c - z) - min, shared by every target (it is
@@ -54,7 +77,7 @@ void subtract_min_term(const PackedMatrix& w, const Activations& x, bool f32, fl
   for (int64_t n = n_begin; n < n_end; ++n) {
     const float* mins = w.row_mins(n);
     if (w.two_level()) {  // the same floats: super-min * sub-min per group, formed once per row
-      detail::form_two_level(w.row_sub_mins(n), w.row_super_mins(n), groups, w.super_groups(), formed.data());
+      form_row_mins(w.row_sub_mins(n), w.row_super_mins(n), groups, w.super_groups(), formed.data());
       mins = formed.data();
     }
     for (int64_t m = 0; m < x.rows; ++m) {

@@ -15,14 +15,14 @@
 
 #include <cstring>
 
-#include "kernels/matmul_simd_common.h"
-
 // GCC 12's AVX-512 intrinsics start from self-initialized "undefined"
 // registers, which its uninitialized-use warnings flag at every inlined call.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+
+#include "kernels/matmul_simd_common.h"
 
 namespace qf::kernels::detail {
 namespace {

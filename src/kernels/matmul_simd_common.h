@@ -5,6 +5,8 @@
 // another file's (which one shared inline function would allow).
 #pragma once
 
+#include <immintrin.h>
+
 #include <cstdint>
 #include <utility>
 
@@ -88,6 +90,29 @@ inline Problem make_problem(const MatmulArgs& a, bool int8) {
   return p;
 }
 
+// A two-level row's float scales, super * sub (two_level.h), with explicit
+// vectors for ggml's 8 and 16 groups per super-block: GCC 12 vectorizes
+// two_level.h's loop here by assembling vectors from scalar byte loads, which
+// cost a GEMV a tenth of its time. The products are the same floats.
+inline void form_row_scales(const int8_t* sub, const float* super, int64_t groups, int64_t per, float* out) {
+  if (per != 8 && per != 16) return form_two_level(sub, super, groups, per, out);
+  const int shift = per == 16 ? 4 : 3;
+  int64_t g = 0;
+#if defined(__AVX512F__)
+  for (; g + 16 <= groups; g += 16) {
+    const __m512 s = per == 16 ? _mm512_set1_ps(super[g >> 4])
+                               : _mm512_insertf32x8(_mm512_set1_ps(super[g >> 3]), _mm256_set1_ps(super[(g >> 3) + 1]), 1);
+    const __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sub + g)));
+    _mm512_storeu_ps(out + g, _mm512_mul_ps(s, _mm512_cvtepi32_ps(v)));
+  }
+#endif
+  for (; g + 8 <= groups; g += 8) {
+    const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sub + g)));
+    _mm256_storeu_ps(out + g, _mm256_mul_ps(_mm256_set1_ps(super[g >> shift]), _mm256_cvtepi32_ps(v)));
+  }
+  for (; g < groups; ++g) out[g] = super[g >> shift] * static_cast<float>(sub[g]);
+}
+
 // The float group scales of weight rows n0 .. n0 + NR - 1: the stored ones,
 // or for a two-level matrix super * sub formed into the problem's scratch,
 // once per block, before the block streams its codes (L1-resident, a few
@@ -104,7 +129,7 @@ struct BlockScales {
     }
     unroll<NR>([&](auto r) {
       float* out = p.scale_scratch + r * p.scale_stride;
-      form_two_level(w.row_sub_scales(n0 + r), w.row_super_scales(n0 + r), w.groups(), w.super_groups(), out);
+      form_row_scales(w.row_sub_scales(n0 + r), w.row_super_scales(n0 + r), w.groups(), w.super_groups(), out);
       row[r] = out;
     });
   }
