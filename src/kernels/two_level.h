@@ -1,8 +1,11 @@
 // Internal: the float group scales (or mins) of a two-level row,
 //   out[g] = super[g / per] * sub[g],
-// the one multiply PackedMatrix's header defines. Kept in an anonymous
-// namespace like matmul_simd_common.h: every file gets its own copy, which
-// the SIMD files vectorize with their own instruction set.
+// the one multiply PackedMatrix's header defines: the reference form, used by
+// PackedMatrix itself and for super-blocks of other than 8 or 16 groups (the
+// kernels' hot cases have explicit vectors: form_row_scales in
+// matmul_simd_common.h, form_row_mins in matmul.cpp). Kept in an anonymous
+// namespace like matmul_simd_common.h: every file gets its own copy, compiled
+// with its own instruction set.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +14,7 @@ namespace qf::kernels::detail {
 namespace {
 
 // __restrict: int8_t and uint8_t may alias anything, and without it GCC 12
-// keeps these loops scalar (a quarter of a Q4_K GEMV's time, measured).
+// keeps these loops scalar.
 template <int Per, typename Sub>
 inline void form_two_level_fixed(const Sub* __restrict sub, const float* __restrict super, int64_t groups,
                                  float* __restrict out) {
