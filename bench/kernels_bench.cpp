@@ -11,11 +11,18 @@
 // rows split as the runtime splits them). Counters: weight_GBps (bytes of
 // packed weights read per second), GMACps, x_sgemm, x_scalar. Wall time,
 // because the 2-thread runs use two cores.
+//
+// q4k_* and q6k_* are GGUF Q4_K and Q6_K as model/gguf_packing repacks them
+// (two-level scales, one zero point); their x_float_params = time of the same
+// values with float group parameters (the repacking before two-level
+// scales) / time two-level, both on one thread in thread CPU time, timed
+// alternately in one run (robust to a shared machine).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -45,6 +52,7 @@ struct KernelType {
   bool asym;
   ActivationPrecision precision;
   bool gemm;  // also benchmarked at M = 512
+  int64_t super_groups = 0;  // > 0: two-level parameters (GGUF K types): mins with asym, one zero point
 };
 
 const std::vector<KernelType> kTypes = {
@@ -57,6 +65,10 @@ const std::vector<KernelType> kTypes = {
     {"w3a32_g128", 3, 128, false, ActivationPrecision::F32, false},
     {"w2a8_g128_asym", 2, 128, true, ActivationPrecision::Int8, false},
     {"w2a32_g128_asym", 2, 128, true, ActivationPrecision::F32, false},
+    {"q4k_a32", 4, 32, true, ActivationPrecision::F32, false, 8},
+    {"q4k_a8", 4, 32, true, ActivationPrecision::Int8, false, 8},
+    {"q6k_a32", 8, 16, false, ActivationPrecision::F32, false, 16},
+    {"q6k_a8", 8, 16, false, ActivationPrecision::Int8, false, 16},
 };
 
 double seconds(const std::function<void()>& f) {
@@ -73,23 +85,50 @@ double best_seconds(int reps, const std::function<void()>& f) {
   return best;
 }
 
-const PackedMatrix& weights(const KernelType& t, int64_t n, int64_t k) {
-  static std::map<std::tuple<std::string, int64_t, int64_t>, PackedMatrix> cache;
-  auto key = std::make_tuple(std::string(t.name), n, k);
+// `float_twin`: a two-level type's values with float group parameters.
+const PackedMatrix& weights(const KernelType& t, int64_t n, int64_t k, bool float_twin = false) {
+  static std::map<std::tuple<std::string, int64_t, int64_t, bool>, PackedMatrix> cache;
+  auto key = std::make_tuple(std::string(t.name), n, k, float_twin);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  PackedMatrix w(t.bits, n, k, t.group > 0 ? t.group : k);
-  std::mt19937 rng(7);
+  const bool two_level = t.super_groups > 0 && !float_twin, mins = t.super_groups > 0 && t.asym;
   const int levels = 1 << t.bits;
+  qf::kernels::GroupParams params{.mins = mins};
+  if (two_level) params.super_groups = t.super_groups, params.uniform_zero = t.bits == 8 ? 128 : 0;
+  PackedMatrix w(t.bits, n, k, t.group > 0 ? t.group : k, params);
+  std::mt19937 rng(7);
   std::vector<uint8_t> codes(static_cast<size_t>(k));
-  std::vector<float> scales(static_cast<size_t>(w.groups()));
-  std::vector<uint8_t> zeros(static_cast<size_t>(w.groups()));
+  const auto groups = static_cast<size_t>(w.groups());
+  std::vector<float> scales(groups), mn(mins ? groups : 0);
+  std::vector<uint8_t> zeros(groups);
+  // Two-level values: sub-parameters of 6 bits times one super-parameter per super-block.
+  const int64_t per = t.super_groups > 0 ? t.super_groups : 1, supers = (w.groups() + per - 1) / per;
+  std::vector<int8_t> sub(groups);
+  std::vector<uint8_t> sub_min(mins ? groups : 0);
+  std::vector<float> super(static_cast<size_t>(supers)), super_min(mins ? super.size() : 0);
   for (int64_t r = 0; r < n; ++r) {
     for (auto& c : codes) c = static_cast<uint8_t>(t.bits == 8 ? 1 + rng() % 255 : rng() % levels);
-    for (auto& s : scales) s = 0.001f * static_cast<float>(1 + rng() % 100);
-    for (auto& z : zeros)
-      z = static_cast<uint8_t>(t.bits == 8 ? 128 : (t.asym ? rng() % levels : levels / 2));
-    w.set_row(r, codes, scales, zeros);
+    if (t.super_groups == 0) {
+      for (auto& s : scales) s = 0.001f * static_cast<float>(1 + rng() % 100);
+      for (auto& z : zeros)
+        z = static_cast<uint8_t>(t.bits == 8 ? 128 : (t.asym ? rng() % levels : levels / 2));
+      w.set_row(r, codes, scales, zeros);
+      continue;
+    }
+    for (auto& v : sub) v = static_cast<int8_t>(rng() % 64);
+    for (auto& v : sub_min) v = static_cast<uint8_t>(rng() % 64);
+    for (auto& v : super) v = 1e-4f * static_cast<float>(1 + rng() % 100);
+    for (auto& v : super_min) v = 1e-4f * static_cast<float>(1 + rng() % 100);
+    std::fill(zeros.begin(), zeros.end(), static_cast<uint8_t>(t.bits == 8 ? 128 : 0));
+    if (two_level) {
+      w.set_row(r, codes, qf::kernels::TwoLevelRow{sub, super, sub_min, super_min}, zeros);
+      continue;
+    }
+    for (size_t g = 0; g < groups; ++g) {
+      scales[g] = super[g / static_cast<size_t>(per)] * static_cast<float>(sub[g]);
+      if (mins) mn[g] = super_min[g / static_cast<size_t>(per)] * static_cast<float>(sub_min[g]);
+    }
+    w.set_row(r, codes, scales, zeros, mn);
   }
   return cache.emplace(key, std::move(w)).first->second;
 }
@@ -161,6 +200,26 @@ void BM_Kernel(benchmark::State& state, KernelType t, Target target, int64_t m, 
   const double mine = best_seconds(2, [&] { run_rows(pool, target, w, a, t.precision, y.data(), n, n); });
   state.counters["x_sgemm"] = sgemm_seconds(m, k, n, threads) / mine;
   if (target != Target::Scalar) state.counters["x_scalar"] = scalar_seconds(t, w, a, m) / mine;
+  if (t.super_groups > 0) {
+    // On this thread alone, in CPU time (the machine may be shared: CPU time
+    // does not count the time others run), alternately, best of seven each.
+    const PackedMatrix& twin = weights(t, n, k, true);
+    auto cpu_seconds = [&](const PackedMatrix& pm) {
+      timespec t0{}, t1{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+      qf::kernels::matmul(target, pm, a, t.precision, y.data(), n, 0, n, false);
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+      return static_cast<double>(t1.tv_sec - t0.tv_sec) + 1e-9 * static_cast<double>(t1.tv_nsec - t0.tv_nsec);
+    };
+    double two_level = 1e30, floats = 1e30;
+    for (int i = 0; i < 7; ++i) {
+      two_level = std::min(two_level, cpu_seconds(w));
+      floats = std::min(floats, cpu_seconds(twin));
+    }
+    state.counters["x_float_params"] = floats / two_level;
+    state.counters["MB"] = static_cast<double>(w.bytes()) / 1e6;
+    state.counters["MB_float_params"] = static_cast<double>(twin.bytes()) / 1e6;
+  }
 }
 
 void BM_Sgemm(benchmark::State& state, int64_t m, int64_t k, int64_t n, int threads) {

@@ -1,5 +1,9 @@
 #include "kernels/matmul.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <vector>
 
 #include "core/error.h"
@@ -19,6 +23,26 @@ float* thread_scratch(int64_t n) {
 
 namespace {
 
+// A two-level row's float mins, super * sub (two_level.h), with SSE2 vectors
+// for ggml's 8 and 16 groups per super-block (this file has no target flags,
+// and GCC 12 leaves the uint8 loop of two_level.h scalar). The same floats.
+void form_row_mins(const uint8_t* sub, const float* super, int64_t groups, int64_t per, float* out) {
+  int64_t g = 0;
+#if defined(__SSE2__)
+  if (per == 8 || per == 16) {
+    const int shift = per == 16 ? 4 : 3;
+    const __m128i zero = _mm_setzero_si128();
+    for (; g + 8 <= groups; g += 8) {
+      const __m128i v = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sub + g)), zero);
+      const __m128 d = _mm_set1_ps(super[g >> shift]);
+      _mm_storeu_ps(out + g, _mm_mul_ps(d, _mm_cvtepi32_ps(_mm_unpacklo_epi16(v, zero))));
+      _mm_storeu_ps(out + g + 4, _mm_mul_ps(d, _mm_cvtepi32_ps(_mm_unpackhi_epi16(v, zero))));
+    }
+  }
+#endif
+  for (; g < groups; ++g) out[g] = super[g / per] * static_cast<float>(sub[g]);
+}
+
 // y[m, n] -= sum_g min[n, g] * xsum[m, g] for every output the target wrote:
 // the min term of w = s * (c - z) - min, shared by every target (it is
 // rows * groups multiply-adds, 1/16 to 1/32 of the product's work for the
@@ -31,29 +55,37 @@ namespace {
 void subtract_min_term(const PackedMatrix& w, const Activations& x, bool f32, float* y, int64_t ldy, int64_t n_begin,
                        int64_t n_end) {
   const int64_t groups = w.groups(), blocks = x.blocks(), per_group = w.group_size() / kSumBlock;
-  thread_local std::vector<float> sums;
-  sums.resize(static_cast<size_t>(groups));
+  thread_local std::vector<float> sums, formed;
+  sums.resize(static_cast<size_t>(x.rows * groups));
+  if (w.two_level()) formed.resize(static_cast<size_t>(groups));
   for (int64_t m = 0; m < x.rows; ++m) {
     // Groups are whole blocks of kSumBlock except a ragged last one, whose padding sums to 0.
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t b0 = g * per_group, b1 = g + 1 == groups ? blocks : b0 + per_group;
+      float& out = sums[static_cast<size_t>(m * groups + g)];
       if (f32) {
         float s = 0.0f;
         for (int64_t b = b0; b < b1; ++b) s += x.f32_block_sums[static_cast<size_t>(m * blocks + b)];
-        sums[static_cast<size_t>(g)] = s;
+        out = s;
       } else {
         int32_t s = 0;
         for (int64_t b = b0; b < b1; ++b) s += x.block_sums[static_cast<size_t>(m * blocks + b)];
-        sums[static_cast<size_t>(g)] = x.scale[static_cast<size_t>(m)] * static_cast<float>(s);
+        out = x.scale[static_cast<size_t>(m)] * static_cast<float>(s);
       }
     }
-    for (int64_t n = n_begin; n < n_end; ++n) {
+  }
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const float* mins = w.row_mins(n);
+    if (w.two_level()) {  // the same floats: super-min * sub-min per group, formed once per row
+      form_row_mins(w.row_sub_mins(n), w.row_super_mins(n), groups, w.super_groups(), formed.data());
+      mins = formed.data();
+    }
+    for (int64_t m = 0; m < x.rows; ++m) {
       // Eight independent partial sums: the compiler vectorizes them (SSE
       // here, as this file has no target flags), where one running sum would
       // be a chain of dependent adds as long as the row's groups (64 for a
       // 2048-wide Q4_K row, which then cost about as much as its product).
-      const float* mins = w.row_mins(n);
-      const float* gs = sums.data();
+      const float* gs = sums.data() + m * groups;
       float part[8] = {};
       int64_t g = 0;
       for (; g + 8 <= groups; g += 8)

@@ -63,6 +63,7 @@ struct F32Kernel {
     const uint8_t* wr[NR];
     const float* xr[MR];
     unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    const BlockScales<NR> sc(p, n0);
     const NextRowsPrefetch<MR, NR, Bits> prefetch(wr, w.row_bytes());
     unroll<MR>([&](auto m) { xr[m] = x.f32_row(m0 + m); });
     __m256 total[MR][NR], lo[MR][NR], hi[MR][NR];
@@ -79,7 +80,7 @@ struct F32Kernel {
         __m256 e[8];
         load_eighths<Bits>(wr[r], j, e);
         if constexpr (G == Groups::Of16) {
-          const float* s = w.row_scales(n0 + r);
+          const float* s = sc[r];
           unroll<4>([&](auto q) {
             const __m256 sq = _mm256_set1_ps(scale_of(s, 4 * j + q, w.groups()));
             e[2 * q] = _mm256_mul_ps(e[2 * q], sq);
@@ -104,7 +105,7 @@ struct F32Kernel {
         clear();
         step(j);
         unroll<NR>([&](auto r) {
-          const float* s = w.row_scales(n0 + r);
+          const float* s = sc[r];
           const __m256 s_lo = _mm256_set1_ps(s[2 * j]);
           const __m256 s_hi = _mm256_set1_ps(2 * j + 1 < w.groups() ? s[2 * j + 1] : 0.0f);
           unroll<MR>([&](auto m) {
@@ -119,7 +120,7 @@ struct F32Kernel {
         const int64_t j_end = min64(p.chunks, (g + 1) * p.chunks_per_group);
         for (int64_t j = g * p.chunks_per_group; j < j_end; ++j) step(j);
         unroll<NR>([&](auto r) {
-          const __m256 s = _mm256_set1_ps(w.row_scales(n0 + r)[g]);
+          const __m256 s = _mm256_set1_ps(sc[r][g]);
           unroll<MR>([&](auto m) {
             total[m][r] = _mm256_fmadd_ps(_mm256_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
           });
@@ -130,8 +131,8 @@ struct F32Kernel {
       unroll<NR>([&](auto r) {
         const int64_t n = n0 + r;
         float v = hsum_ps(total[m][r]);
-        if constexpr (Bits != 8)
-          v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
+        if (Bits != 8 && w.has_zero_points())
+          v -= zero_point_term(sc[r], w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
         store(p, m0 + m, n, v);
       });
     });

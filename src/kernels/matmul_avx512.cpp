@@ -15,14 +15,14 @@
 
 #include <cstring>
 
-#include "kernels/matmul_simd_common.h"
-
 // GCC 12's AVX-512 intrinsics start from self-initialized "undefined"
 // registers, which its uninitialized-use warnings flag at every inlined call.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+
+#include "kernels/matmul_simd_common.h"
 
 namespace qf::kernels::detail {
 namespace {
@@ -174,6 +174,7 @@ struct Int8Kernel {
     const uint8_t* wr[NR];
     const int8_t* xr[MR];
     unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    const BlockScales<NR> sc(p, n0);
     const NextRowsPrefetch<MR, NR, Bits> prefetch(wr, w.row_bytes());
     unroll<MR>([&](auto m) { xr[m] = x.q_row(m0 + m); });
     // 8 bits: vpdpbusd multiplies unsigned by signed bytes, so the activations
@@ -223,7 +224,7 @@ struct Int8Kernel {
             dot -= 128 * w.row_sums()[n];
           else
             dot -= static_cast<int32_t>(w.row_zeros(n)[0]) * static_cast<int32_t>(p.group_sums[m0 + m]);
-          store(p, m0 + m, n, x.scale[m0 + m] * (w.row_scales(n)[0] * static_cast<float>(dot)));
+          store(p, m0 + m, n, x.scale[m0 + m] * (sc[r][0] * static_cast<float>(dot)));
         });
       });
       return;
@@ -235,7 +236,7 @@ struct Int8Kernel {
       for_each_group<Cpg>(p, [&](int64_t g, auto&& chunks) {
         clear();
         chunks(step);
-        unroll<NR>([&](auto r) { scale[r] = _mm512_set1_ps(w.row_scales(n0 + r)[g]); });
+        unroll<NR>([&](auto r) { scale[r] = _mm512_set1_ps(sc[r][g]); });
         fold(scale);
       });
     } else {
@@ -244,8 +245,8 @@ struct Int8Kernel {
         clear();
         step(j);
         unroll<NR>([&](auto r) {
-          scale[r] = G == Groups::Of16 ? quad_scales(w.row_scales(n0 + r), j, w.groups())
-                                       : pair_scales(w.row_scales(n0 + r), j, w.groups());
+          scale[r] = G == Groups::Of16 ? quad_scales(sc[r], j, w.groups())
+                                       : pair_scales(sc[r], j, w.groups());
         });
         fold(scale);
       }
@@ -254,8 +255,8 @@ struct Int8Kernel {
       unroll<NR>([&](auto r) {
         const int64_t n = n0 + r;
         float v = _mm512_reduce_add_ps(fsum[m][r]);
-        if constexpr (Bits != 8)
-          v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
+        if (Bits != 8 && w.has_zero_points())
+          v -= zero_point_term(sc[r], w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
         store(p, m0 + m, n, x.scale[m0 + m] * v);
       });
     });
@@ -275,6 +276,7 @@ struct F32Kernel {
     const uint8_t* wr[NR];
     const float* xr[MR];
     unroll<NR>([&](auto r) { wr[r] = w.row_codes(n0 + r); });
+    const BlockScales<NR> sc(p, n0);
     const NextRowsPrefetch<MR, NR, Bits> prefetch(wr, w.row_bytes());
     unroll<MR>([&](auto m) { xr[m] = x.f32_row(m0 + m); });
     __m512 total[MR][NR], lo[MR][NR], hi[MR][NR];
@@ -306,7 +308,7 @@ struct F32Kernel {
         unroll<NR>([&](auto r) {
           __m512 c[4];
           load_codes_f32<Bits>(wr[r], j, c);
-          const float* s = w.row_scales(n0 + r);
+          const float* s = sc[r];
           unroll<4>([&](auto q) { c[q] = _mm512_mul_ps(c[q], _mm512_set1_ps(scale_of(s, 4 * j + q, w.groups()))); });
           unroll<MR>([&](auto m) {
             const float* xp = xr[m] + 64 * j;
@@ -323,7 +325,7 @@ struct F32Kernel {
         clear();
         step(j);
         unroll<NR>([&](auto r) {
-          const float* s = w.row_scales(n0 + r);
+          const float* s = sc[r];
           const __m512 s_lo = _mm512_set1_ps(s[2 * j]);
           const __m512 s_hi = _mm512_set1_ps(2 * j + 1 < w.groups() ? s[2 * j + 1] : 0.0f);
           unroll<MR>([&](auto m) {
@@ -342,7 +344,7 @@ struct F32Kernel {
       clear();
       for_each_group<Cpg>(p, [&](int64_t g, auto&& chunks) {
         unroll<NR>([&](auto r) {
-          const float s = w.row_scales(n0 + r)[g], z = static_cast<float>(w.row_zeros(n0 + r)[g]);
+          const float s = sc[r][g], z = static_cast<float>(w.row_zeros(n0 + r)[g]);
           lut[r] = _mm512_mul_ps(_mm512_set1_ps(s), _mm512_sub_ps(codes, _mm512_set1_ps(z)));
         });
         chunks([&](int64_t j) {
@@ -371,7 +373,7 @@ struct F32Kernel {
         clear();
         chunks(step);
         unroll<NR>([&](auto r) {
-          const __m512 s = _mm512_set1_ps(w.row_scales(n0 + r)[g]);
+          const __m512 s = _mm512_set1_ps(sc[r][g]);
           unroll<MR>([&](auto m) {
             total[m][r] = _mm512_fmadd_ps(_mm512_add_ps(lo[m][r], hi[m][r]), s, total[m][r]);
           });
@@ -382,8 +384,8 @@ struct F32Kernel {
       unroll<NR>([&](auto r) {
         const int64_t n = n0 + r;
         float v = _mm512_reduce_add_ps(total[m][r]);
-        if constexpr (Bits != 8)
-          v -= zero_point_term(w.row_scales(n), w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
+        if (Bits != 8 && w.has_zero_points())
+          v -= zero_point_term(sc[r], w.row_zeros(n), p.group_sums + (m0 + m) * w.groups(), w.groups());
         store(p, m0 + m, n, v);
       });
     });

@@ -29,9 +29,11 @@ void matmul_f32_scalar(const MatmulArgs& a) {
   const int64_t cols = w.cols(), gs = w.group_size();
   std::vector<uint8_t> unsigned_codes(static_cast<size_t>(cols));
   std::vector<int32_t> c(static_cast<size_t>(cols));
+  std::vector<float> scales(static_cast<size_t>(w.groups()));
   for (int64_t n = a.n_begin; n < a.n_end; ++n) {
     kernel_codes(w, n, unsigned_codes, c);
-    const float* s = w.row_scales(n);
+    w.group_scales(n, scales);  // float or two-level parameters alike
+    const float* s = scales.data();
     const uint8_t* z = w.row_zeros(n);
     for (int64_t m = 0; m < x.rows; ++m) {
       const float* xm = x.f32_row(m);
@@ -56,9 +58,11 @@ void matmul_int8_scalar(const MatmulArgs& a) {
   const int64_t cols = w.cols(), gs = w.group_size();
   std::vector<uint8_t> unsigned_codes(static_cast<size_t>(cols));
   std::vector<int32_t> c(static_cast<size_t>(cols));
+  std::vector<float> scales(static_cast<size_t>(w.groups()));
   for (int64_t n = a.n_begin; n < a.n_end; ++n) {
     kernel_codes(w, n, unsigned_codes, c);
-    const float* s = w.row_scales(n);
+    w.group_scales(n, scales);  // float or two-level parameters alike
+    const float* s = scales.data();
     const uint8_t* z = w.row_zeros(n);
     for (int64_t m = 0; m < x.rows; ++m) {
       const int8_t* q = x.q_row(m);

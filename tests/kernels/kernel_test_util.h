@@ -57,6 +57,61 @@ inline TestMatrix random_matrix(std::mt19937& rng, int bits, int64_t rows, int64
   return t;
 }
 
+// A two-level matrix (PackedMatrix's header): int8 sub-scales times a float
+// super-scale per `super_groups` groups, and with mins uint8 sub-mins times a
+// super-min; every zero point `uniform_zero` when >= 0 (stored once), else
+// random per group (128 for 8 bits). `scales` and `mins` of the result are the
+// floats super * sub the kernels form, and `twin` holds the same values with
+// float parameters. With `pow2_scales` super-parameters are powers of two
+// and sub-parameters small integers (every product then stays exact); else
+// the sub-scales span int8 (Q6_K's signed scales, zeros included) and the
+// sub-mins uint8.
+struct TwoLevelMatrix {
+  TestMatrix t;
+  PackedMatrix twin;
+};
+
+inline TwoLevelMatrix random_two_level_matrix(std::mt19937& rng, int bits, int64_t rows, int64_t cols,
+                                              int64_t group_size, int64_t super_groups, bool pow2_scales,
+                                              bool with_mins, int uniform_zero) {
+  const GroupParams params{.mins = with_mins, .super_groups = super_groups, .uniform_zero = uniform_zero};
+  TwoLevelMatrix out{{PackedMatrix(bits, rows, cols, group_size, params), {}, {}, {}, {}},
+                     PackedMatrix(bits, rows, cols, group_size, with_mins)};
+  TestMatrix& t = out.t;
+  const int64_t groups = t.packed.groups(), supers = t.packed.supers();
+  std::uniform_int_distribution<int> code(0, (1 << bits) - 1), small(-4, 4), small_min(0, 4), any_sub(-128, 127),
+      any_min(0, 255), exponent(-1, 0);
+  std::uniform_real_distribution<float> super_scale(1e-4f, 1e-3f), super_min(0.0f, 2e-4f);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<uint8_t> c(static_cast<size_t>(cols)), z(static_cast<size_t>(groups)), sub_min;
+    std::vector<int8_t> sub(static_cast<size_t>(groups));
+    std::vector<float> sup(static_cast<size_t>(supers)), sup_min;
+    for (auto& v : c) v = static_cast<uint8_t>(code(rng));
+    for (auto& v : z) v = static_cast<uint8_t>(bits == 8 ? 128 : uniform_zero >= 0 ? uniform_zero : code(rng));
+    for (auto& v : sub) v = static_cast<int8_t>(pow2_scales ? small(rng) : any_sub(rng));
+    for (auto& v : sup) v = pow2_scales ? std::ldexp(1.0f, exponent(rng)) : super_scale(rng);
+    if (with_mins) {
+      sub_min.resize(static_cast<size_t>(groups));
+      sup_min.resize(static_cast<size_t>(supers));
+      for (auto& v : sub_min) v = static_cast<uint8_t>(pow2_scales ? small_min(rng) : any_min(rng));
+      for (auto& v : sup_min) v = pow2_scales ? std::ldexp(1.0f, exponent(rng)) : super_min(rng);
+    }
+    t.packed.set_row(r, c, TwoLevelRow{sub, sup, sub_min, sup_min}, z);
+    std::vector<float> s(static_cast<size_t>(groups)), mn(with_mins ? static_cast<size_t>(groups) : 0);
+    for (int64_t g = 0; g < groups; ++g) {
+      const auto b = static_cast<size_t>(g / super_groups);
+      s[g] = sup[b] * static_cast<float>(sub[g]);
+      if (with_mins) mn[g] = sup_min[b] * static_cast<float>(sub_min[g]);
+    }
+    out.twin.set_row(r, c, s, z, mn);
+    t.codes.push_back(std::move(c));
+    t.scales.push_back(std::move(s));
+    t.zeros.push_back(std::move(z));
+    t.mins.push_back(std::move(mn));
+  }
+  return out;
+}
+
 // |w| bound of weight k of row n for tolerances: |s| * (|c| + z) + |min|.
 inline double weight_magnitude(const TestMatrix& t, int64_t n, int64_t k) {
   const int64_t g = k / t.packed.group_size();

@@ -63,7 +63,13 @@ class MatmulTarget : public ::testing::TestWithParam<Target> {
 
   // Runs `c` on the target and on the scalar reference; `exact` demands bit equality.
   void run_case(const Case& c, bool exact, std::mt19937& rng) {
-    const test::TestMatrix t = test::random_matrix(rng, c.bits, c.n, c.k, c.group_size, exact, c.mins);
+    check_case(c, test::random_matrix(rng, c.bits, c.n, c.k, c.group_size, exact, c.mins), exact, rng, nullptr);
+  }
+
+  // `t` on the target against the scalar reference; with a `twin` (the same
+  // values in another parameter form) the target's outputs on both must also
+  // be equal bit for bit.
+  void check_case(const Case& c, const test::TestMatrix& t, bool exact, std::mt19937& rng, const PackedMatrix* twin) {
     const std::vector<float> x = test::random_activations(rng, c.m, c.k, exact);
     Activations a;
     prepare_activations(a, x.data(), c.m, c.k, c.k, true);
@@ -77,6 +83,12 @@ class MatmulTarget : public ::testing::TestWithParam<Target> {
       std::vector<float> ref = y0, got = y0;
       matmul(Target::Scalar, t.packed, a, p, ref.data(), c.ldy, c.n_begin, c.n_end, c.accumulate);
       matmul(GetParam(), t.packed, a, p, got.data(), c.ldy, c.n_begin, c.n_end, c.accumulate);
+      if (twin) {
+        std::vector<float> got_twin = y0;
+        matmul(GetParam(), *twin, a, p, got_twin.data(), c.ldy, c.n_begin, c.n_end, c.accumulate);
+        for (size_t i = 0; i < got.size(); ++i)
+          ASSERT_EQ(got[i], got_twin[i]) << "two-level vs float parameters at " << i << ", " << describe(c, p);
+      }
       for (int64_t m = 0; m < c.m; ++m)
         for (int64_t n = 0; n < c.ldy; ++n) {
           const size_t i = static_cast<size_t>(m * c.ldy + n);
@@ -141,6 +153,44 @@ TEST_P(MatmulTarget, GgufKShapes) {
       run_case(Case{3, 16, m, 37, k, 0, 37, 37, false, false}, false, rng);
       if (HasFatalFailure()) return;
     }
+}
+
+// Two-level scales (and mins) and uniform zero points: every shape of the
+// random cases with 8 or 16 groups per super-block (ggml's K types) or 3 (a
+// ragged last super-block), against the scalar reference and, bit for bit,
+// against the same values with float parameters on the same target.
+TEST_P(MatmulTarget, TwoLevelParametersMatchScalarAndTheirFloatTwin) {
+  std::mt19937 rng(600 + static_cast<unsigned>(GetParam()));
+  for (const bool exact : {true, false}) {
+    const std::vector<Case> cases = random_cases(rng, 96);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Case& c = cases[i];
+      const int64_t super_groups = i % 3 == 0 ? 8 : i % 3 == 1 ? 16 : 3;
+      // Per-group zero points, a uniform 0 (no zero-point term at all) or 2^(b-1).
+      const int uniform_zero = i % 2 == 0 ? -1 : c.bits == 8 ? 128 : i % 4 == 1 ? 0 : 1 << (c.bits - 1);
+      const test::TwoLevelMatrix t = test::random_two_level_matrix(rng, c.bits, c.n, c.k, c.group_size,
+                                                                   super_groups, exact, c.mins, uniform_zero);
+      check_case(c, t.t, exact, rng, &t.twin);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+// The K types' real widths in their repacked forms: Q4_K (4 bits, groups of
+// 32, 8 per super-block, mins, zero 0), Q6_K (8 bits, groups of 16, 16 per
+// super-block), Q3_K (3 bits, zero 4) and Q2_K (2 bits, mins, zero 0).
+TEST_P(MatmulTarget, TwoLevelGgufKShapes) {
+  std::mt19937 rng(700);
+  struct K { int bits; int64_t group, per; bool mins; int zero; };
+  for (const K& k : {K{4, 32, 8, true, 0}, K{8, 16, 16, false, 128}, K{3, 16, 16, false, 4}, K{2, 16, 16, true, 0}})
+    for (int64_t m : {1, 7})
+      for (int64_t cols : {256, 2048}) {
+        const Case c{k.bits, k.group, m, 37, cols, 0, 37, 37, m == 7, k.mins};
+        const test::TwoLevelMatrix t =
+            test::random_two_level_matrix(rng, k.bits, 37, cols, k.group, k.per, false, k.mins, k.zero);
+        check_case(c, t.t, false, rng, &t.twin);
+        if (HasFatalFailure()) return;
+      }
 }
 
 TEST_P(MatmulTarget, ZeroAndNanActivationRows) {

@@ -180,5 +180,96 @@ TEST(PackedMatrix, MinsAreSubtractedAfterTheScaledCodes) {
     }
 }
 
+// Two-level parameters: every weight is (super * sub) * (c - z) - super_min * sub_min
+// with both products formed in float, the group parameters read back as those
+// floats, and the matrix is smaller than its float twin by exactly the
+// parameter bytes the header counts.
+TEST(PackedMatrix, TwoLevelParametersDequantizeAsSuperTimesSub) {
+  std::mt19937 rng(21);
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t gs : {16, 32, 128})
+      for (int64_t per : {8, 16, 3})
+        for (bool mins : {false, true}) {
+          const int64_t rows = 3, cols = 1000;
+          const int zero = bits == 8 ? 128 : 1 << (bits - 1);
+          const test::TwoLevelMatrix m = test::random_two_level_matrix(rng, bits, rows, cols, gs, per, false, mins, zero);
+          const PackedMatrix& p = m.t.packed;
+          ASSERT_TRUE(p.two_level());
+          EXPECT_TRUE(p.uniform_zero());
+          EXPECT_EQ(p.super_groups(), per);
+          EXPECT_EQ(p.supers(), (p.groups() + per - 1) / per);
+          std::vector<float> w(cols), tw(cols), s(static_cast<size_t>(p.groups())), mn(s.size());
+          for (int64_t r = 0; r < rows; ++r) {
+            p.group_scales(r, s);
+            EXPECT_EQ(s, m.t.scales[r]);
+            if (mins) {
+              p.group_mins(r, mn);
+              EXPECT_EQ(mn, m.t.mins[r]);
+            }
+            for (int64_t g = 0; g < p.groups(); ++g)
+              ASSERT_EQ(s[g], p.row_super_scales(r)[g / per] * static_cast<float>(p.row_sub_scales(r)[g]));
+            p.dequantize_row(r, w);
+            m.twin.dequantize_row(r, tw);
+            ASSERT_EQ(w, tw) << "bits " << bits << " group " << gs << " per " << per << " row " << r;
+          }
+          const size_t groups = static_cast<size_t>(rows * p.groups()), supers = static_cast<size_t>(rows * p.supers());
+          const size_t twin_params = groups * (sizeof(float) + 1) + (mins ? groups * sizeof(float) : 0);
+          const size_t params = groups + supers * sizeof(float) + (mins ? groups + supers * sizeof(float) : 0) +
+                                static_cast<size_t>(p.groups());  // one row of zero points
+          EXPECT_EQ(p.bytes() + twin_params, m.twin.bytes() + params);
+        }
+}
+
+TEST(PackedMatrix, UniformZeroIsStoredOnceAndChecked) {
+  using qf::test::expect_error;
+  PackedMatrix p(4, 3, 128, 32, GroupParams{.uniform_zero = 8});
+  PackedMatrix full(4, 3, 128, 32);
+  EXPECT_EQ(full.bytes() - p.bytes(), 3 * 4u - 4u);  // zero points: one row instead of three
+  std::vector<uint8_t> c(128, 3), z(4, 8);
+  std::vector<float> s(4, 0.5f);
+  p.set_row(0, c, s, z);
+  p.set_row(1, c, s, {});  // empty: the matrix's zero point
+  EXPECT_EQ(p.row_zeros(0), p.row_zeros(2));
+  std::vector<float> w(128);
+  p.dequantize_row(1, w);
+  EXPECT_EQ(w[0], 0.5f * (3 - 8));
+  EXPECT_TRUE(p.has_zero_points());
+  EXPECT_FALSE(PackedMatrix(4, 1, 64, 32, GroupParams{.uniform_zero = 0}).has_zero_points());
+  EXPECT_FALSE(PackedMatrix(8, 1, 64, 32).has_zero_points());
+  z[2] = 7;
+  expect_error([&] { p.set_row(2, c, s, z); }, {"row 2 column 64", "zero point 7", "is 8"});
+  expect_error([] { PackedMatrix(4, 1, 64, 32, GroupParams{.uniform_zero = 16}); }, {"uniform zero point 16"});
+  expect_error([] { PackedMatrix(8, 1, 64, 32, GroupParams{.uniform_zero = 0}); }, {"uniform zero point 0", "128"});
+  PackedMatrix none(4, 1, 64, 32);
+  expect_error([&] { none.set_row(0, std::span(c).first(64), std::span(s).first(2), {}); }, {"0 zero points"});
+}
+
+TEST(PackedMatrix, TwoLevelBadArgumentsThrowClearErrors) {
+  using qf::test::expect_error;
+  PackedMatrix p(4, 2, 512, 32, GroupParams{.mins = true, .super_groups = 8, .uniform_zero = 0});
+  std::vector<uint8_t> c(512, 1), sub_min(16, 2);
+  std::vector<int8_t> sub(16, -3);
+  std::vector<float> sup = {0.5f, 0.25f}, sup_min = {0.125f, 1.0f}, s(16, 1.0f);
+  p.set_row(0, c, TwoLevelRow{sub, sup, sub_min, sup_min}, {});
+  std::vector<float> w(512);
+  p.dequantize_row(0, w);
+  EXPECT_EQ(w[0], 0.5f * -3.0f * 1.0f - 0.125f * 2.0f);
+  EXPECT_EQ(w[300], 0.25f * -3.0f * 1.0f - 1.0f * 2.0f);
+  expect_error([&] { p.set_row(0, c, s, {}, s); }, {"float scales", "two-level"});
+  PackedMatrix f(4, 1, 512, 32);
+  expect_error([&] { f.set_row(0, c, TwoLevelRow{sub, sup, {}, {}}, std::vector<uint8_t>(16, 0)); },
+               {"two-level scales for a matrix with float scales"});
+  expect_error([&] { p.set_row(1, c, TwoLevelRow{std::span(sub).first(15), sup, sub_min, sup_min}, {}); },
+               {"15 sub-scales", "16 groups in 2 super-blocks"});
+  expect_error([&] { p.set_row(1, c, TwoLevelRow{sub, sup, {}, {}}, {}); }, {"0 sub-mins", "with mins"});
+  sup[1] = std::numeric_limits<float>::infinity();
+  expect_error([&] { p.set_row(1, c, TwoLevelRow{sub, sup, sub_min, sup_min}, {}); }, {"row 1 column 256", "super-scale"});
+  sup[1] = 1.0f;
+  sup_min[0] = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { p.set_row(1, c, TwoLevelRow{sub, sup, sub_min, sup_min}, {}); }, {"row 1 column 0", "super-min"});
+  std::vector<float> mn(16);
+  expect_error([&] { f.group_mins(0, mn); }, {"without mins"});
+}
+
 }  // namespace
 }  // namespace qf::kernels

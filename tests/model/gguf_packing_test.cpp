@@ -70,17 +70,41 @@ TEST(GgufPacking, BlocksRepackToGgmlsValuesExactly) {
                                       type == formats::GgmlType::Q2_K);
     expect_exact(type, blocks, cols, *packed);
     if (HasFatalFailure()) return;
-    EXPECT_EQ(packed->row_scales(1)[0], 0.0f) << formats::ggml_type_name(type);
+    // The K types keep ggml's two-level scales (one super-block per 256 weights); every type has one zero point.
+    EXPECT_EQ(packed->two_level(), is_k_type(type)) << formats::ggml_type_name(type);
+    EXPECT_TRUE(packed->uniform_zero()) << formats::ggml_type_name(type);
+    if (packed->two_level()) {
+      EXPECT_EQ(packed->super_groups() * packed->group_size(), 256);
+    }
+    // Resident bits per weight (rows * 4 bytes of row sums aside): Q4_K 4.75 (file: 4.5), Q6_K's 8-bit codes
+    // 8.625 (file: 6.5625), Q3_K 3.625 (3.4375), Q2_K 3.25 (2.625); Q4_0 5 (4.5), Q8_0 9 (8.5), Q4_1 6 (5).
+    const std::map<formats::GgmlType, double> bpw = {
+        {formats::GgmlType::Q4_0, 5.0},   {formats::GgmlType::Q4_1, 6.0},  {formats::GgmlType::Q8_0, 9.0},
+        {formats::GgmlType::Q2_K, 3.25}, {formats::GgmlType::Q3_K, 3.625}, {formats::GgmlType::Q4_K, 4.75},
+        {formats::GgmlType::Q6_K, 8.625}};
+    const double row_sums = packed->bits() == 8 ? rows * 4.0 : 0.0;
+    const double zeros = static_cast<double>(packed->groups());
+    EXPECT_EQ((static_cast<double>(packed->bytes()) - row_sums - zeros) * 8 / (rows * cols), bpw.at(type))
+        << formats::ggml_type_name(type);
+    std::vector<float> scales(static_cast<size_t>(packed->groups())), mins(scales.size());
+    packed->group_scales(1, scales);
+    EXPECT_EQ(scales[0], 0.0f) << formats::ggml_type_name(type);
     if (type == formats::GgmlType::Q4_0) {
-      EXPECT_LT(packed->row_scales(2)[0], 0.0f);  // ggml's d = max / -8
+      packed->group_scales(2, scales);
+      EXPECT_LT(scales[0], 0.0f);  // ggml's d = max / -8
     }
     if (type == formats::GgmlType::Q4_K) {
-      EXPECT_EQ(packed->row_scales(3)[0], 0.0f);
-      EXPECT_GT(packed->row_mins(3)[0], 0.0f);
+      packed->group_scales(3, scales);
+      packed->group_mins(3, mins);
+      EXPECT_EQ(scales[0], 0.0f);
+      EXPECT_GT(mins[0], 0.0f);
     }
     if (q6k) {  // signed sub-block scales
       int negative = 0;
-      for (int64_t g = 0; g < rows * packed->groups(); ++g) negative += packed->row_scales(0)[g] < 0.0f;
+      for (int64_t r = 0; r < rows; ++r) {
+        packed->group_scales(r, scales);
+        for (float v : scales) negative += v < 0.0f;
+      }
       EXPECT_GT(negative, 0);
     }
   }
