@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "server/api_error.h"
@@ -51,7 +52,10 @@ int64_t integer(const json& v, const char* name, int64_t lo, int64_t hi) {
   if (v.is_number_float()) {
     const double d = v.get<double>();
     if (std::floor(d) != d || !std::isfinite(d)) wrong_type(name, "an integer", v);
-    if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    // double(INT64_MAX) rounds up to 2^63, which no int64_t holds: the
+    // bound must be exclusive there, or the cast below is undefined.
+    const bool above = hi == std::numeric_limits<int64_t>::max() ? d >= 0x1p63 : d > static_cast<double>(hi);
+    if (d < static_cast<double>(lo) || above)
       bad(name, fmt::format("'{}' must be in [{}, {}], got {}", name, lo, hi, v.dump()));
     return static_cast<int64_t>(d);
   }

@@ -86,6 +86,9 @@ TEST(Request, BadInputIsAnApiErrorNamingTheParameter) {
       {R"({"prompt": "a", "top_p": 0})", false, 400, "top_p", "invalid_value"},
       {R"({"prompt": "a", "top_k": -1})", false, 400, "top_k", "invalid_value"},
       {R"({"prompt": "a", "seed": "x"})", false, 400, "seed", "invalid_type"},
+      // 2^63 as a float: just past int64_t, where double(INT64_MAX) rounds to.
+      {R"({"prompt": "a", "seed": 9223372036854775808.0})", false, 400, "seed", "invalid_value"},
+      {R"({"prompt": "a", "seed": 1e19})", false, 400, "seed", "invalid_value"},
       {R"({"prompt": "a", "stream": "yes"})", false, 400, "stream", "invalid_type"},
       {R"({"prompt": "a", "stop": 5})", false, 400, "stop", "invalid_type"},
       {R"({"prompt": "a", "stop": ["a", "b", "c", "d", "e"]})", false, 400, "stop", "invalid_value"},
