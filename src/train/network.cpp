@@ -1,6 +1,7 @@
 #include "train/network.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -47,6 +48,13 @@ struct Network::Tape {
                           &d2, &datt, &dq, &dk, &dv, &dqkv, &dg, &du, &dh})
       n += buf->capacity();
     return n * sizeof(float);
+  }
+  // What the linear layers of each site multiplied in the forward pass (attn_in,
+  // attn_out, ffn_in, ffn_hidden): the fake-quantized copies when activations
+  // are quantized, else the float inputs themselves.
+  std::array<const float*, 4> linear_inputs(bool quantized_activations) const {
+    if (quantized_activations) return {a1.data(), a2.data(), a3.data(), a4.data()};
+    return {xn1.data(), att.data(), xn2.data(), h.data()};
   }
 };
 
@@ -226,10 +234,7 @@ void Network::back_llama(int64_t l, Tape& t, const float* dy, float* dx, const s
   const int64_t N = t.B * t.T, H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
   const float eps = c.norm_eps;
   auto dW = [&](LinearKind kind) { return dw[linear_index(l, kind)]; };
-  const float* a1 = options_.int8_activations ? t.a1.data() : t.xn1.data();
-  const float* a2 = options_.int8_activations ? t.a2.data() : t.att.data();
-  const float* a3 = options_.int8_activations ? t.a3.data() : t.xn2.data();
-  const float* a4 = options_.int8_activations ? t.a4.data() : t.h.data();
+  const auto [a1, a2, a3, a4] = t.linear_inputs(options_.int8_activations);
 
   // y = x1 + a4 Wd^T
   float* dx1 = sized(t.d1, N * H);
@@ -308,10 +313,7 @@ void Network::back_gpt2(int64_t l, Tape& t, const float* dy, float* dx, const st
   const int64_t N = t.B * t.T, H = c.hidden_size, ff = c.intermediate_size;
   const float eps = c.norm_eps;
   auto dW = [&](LinearKind kind) { return dw[linear_index(l, kind)]; };
-  const float* a1 = options_.int8_activations ? t.a1.data() : t.xn1.data();
-  const float* a2 = options_.int8_activations ? t.a2.data() : t.att.data();
-  const float* a3 = options_.int8_activations ? t.a3.data() : t.xn2.data();
-  const float* a4 = options_.int8_activations ? t.a4.data() : t.h.data();
+  const auto [a1, a2, a3, a4] = t.linear_inputs(options_.int8_activations);
 
   float* dx1 = sized(t.d1, N * H);
   std::memcpy(dx1, dy, static_cast<size_t>(N * H) * sizeof(float));
