@@ -125,6 +125,25 @@ void check_rotatable(const model::Model& m) {
   }
 }
 
+// Embedding, the readers of the residual and the head W Q; its writers (and
+// their biases) Q^T W. The norms must already be folded.
+void apply_residual(model::Model& m, const Orthogonal& q) {
+  rotate_rows(m.embed, q);
+  if (m.config.tie_embeddings) {
+    m.lm_head = m.embed;
+  } else {
+    rotate_rows(m.lm_head, q);
+  }
+  for (model::LayerWeights& L : m.layers) {
+    for (LinearKind k : {LinearKind::Q, LinearKind::K, LinearKind::V, LinearKind::Gate, LinearKind::Up})
+      rotate_rows(model::linear_weight(L, k), q);
+    for (LinearKind k : {LinearKind::O, LinearKind::Down}) {
+      rotate_columns(model::linear_weight(L, k), q);
+      if (Tensor& b = model::linear_bias(L, k); !b.empty()) rotate_rows(b, q);
+    }
+  }
+}
+
 void rotate_residual(model::Model& m, const RotationOptions& o) {
   const model::ModelConfig& c = m.config;
   const Orthogonal q = make_orthogonal(c.hidden_size, o, derive_seed(o.seed, 1, 0), /*with_signs=*/true);
@@ -137,24 +156,13 @@ void rotate_residual(model::Model& m, const RotationOptions& o) {
     scale_columns(m.lm_head, m.final_norm);
     m.final_norm = ones(c.hidden_size);
   }
-  rotate_rows(m.embed, q);
-  if (m.config.tie_embeddings) {
-    m.lm_head = m.embed;
-  } else {
-    rotate_rows(m.lm_head, q);
-  }
   for (model::LayerWeights& L : m.layers) {
     for (LinearKind k : {LinearKind::Q, LinearKind::K, LinearKind::V}) scale_columns(model::linear_weight(L, k), L.attn_norm);
     for (LinearKind k : {LinearKind::Gate, LinearKind::Up}) scale_columns(model::linear_weight(L, k), L.ffn_norm);
     L.attn_norm = ones(c.hidden_size);
     L.ffn_norm = ones(c.hidden_size);
-    for (LinearKind k : {LinearKind::Q, LinearKind::K, LinearKind::V, LinearKind::Gate, LinearKind::Up})
-      rotate_rows(model::linear_weight(L, k), q);
-    for (LinearKind k : {LinearKind::O, LinearKind::Down}) {
-      rotate_columns(model::linear_weight(L, k), q);
-      if (Tensor& b = model::linear_bias(L, k); !b.empty()) rotate_rows(b, q);
-    }
   }
+  apply_residual(m, q);
 }
 
 void rotate_heads(model::Model& m, const RotationOptions& o) {
@@ -210,7 +218,65 @@ void rotate_ffn_hidden(model::Model& m, const RotationOptions& o) {
   }
 }
 
+Orthogonal dense(std::vector<float> m, int64_t n) {
+  QF_CHECK(static_cast<int64_t>(m.size()) == n * n, "refined rotation: a [{}, {}] matrix holds {} values, not {}", n,
+           n, n * n, m.size());
+  Orthogonal q;
+  q.n = n;
+  q.block = 1;
+  q.mix = std::move(m);
+  return q;
+}
+
+// The online transform of a site times M, as one dense transform.
+model::InputTransform compose_online(const model::InputTransform& t, const std::vector<float>& m) {
+  const int64_t n = t.size;
+  std::vector<float> rows(static_cast<size_t>(n * n), 0.0f), tmp(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) rows[static_cast<size_t>(i * n + i)] = 1.0f;
+  // Row i of T is e_i T.
+  quant::kronecker_transform(rows.data(), n, n, t.block, t.mix.empty() ? nullptr : t.mix.data<float>(), rows.data(),
+                             tmp.data());
+  const Orthogonal q = dense(m, n);
+  for (int64_t i = 0; i < n; ++i) q.apply(rows.data() + i * n);
+  model::InputTransform out;
+  out.size = n;
+  out.block = 1;
+  out.mix = Tensor::from_f32(rows, {n, n});
+  return out;
+}
+
+void refine_online(model::Model& m, model::InputSite site, model::LinearKind reader,
+                   const std::vector<std::vector<float>>& per_layer) {
+  if (per_layer.empty()) return;
+  QF_CHECK(per_layer.size() == m.layers.size(), "refined rotation: {} matrices for {} layers", per_layer.size(),
+           m.layers.size());
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    if (per_layer[l].empty()) continue;
+    model::LayerWeights& L = m.layers[l];
+    model::InputTransform& t = L.transform[static_cast<size_t>(site)];
+    QF_CHECK(t.active(), "refined rotation: block {} has no online transform to refine", l);
+    t = compose_online(t, per_layer[l]);
+    rotate_rows(model::linear_weight(L, reader), dense(per_layer[l], t.size));
+  }
+}
+
 }  // namespace
+
+void refine_rotation(model::Model& m, const RotationRefinement& r) {
+  with_context(m.source.empty() ? std::string("model") : m.source, [&] {
+    QF_CHECK(m.config.arch == model::Architecture::Llama, "refined rotation: Llama family only");
+    if (!r.residual.empty()) {
+      const model::ModelConfig& c = m.config;
+      QF_CHECK(all_ones(m.final_norm), "refined rotation: the residual is not rotated (final norm not folded)");
+      for (const model::LayerWeights& L : m.layers)
+        QF_CHECK(all_ones(L.attn_norm) && all_ones(L.ffn_norm),
+                 "refined rotation: the residual is not rotated (block norms not folded)");
+      apply_residual(m, dense(r.residual, c.hidden_size));
+    }
+    refine_online(m, InputSite::AttnOut, LinearKind::O, r.attn_out);
+    refine_online(m, InputSite::FfnHidden, LinearKind::Down, r.ffn_hidden);
+  });
+}
 
 std::optional<RotationOptions> parse_rotation(std::string_view spec, uint64_t seed) {
   RotationOptions o;

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -71,6 +72,22 @@ std::optional<RotationOptions> parse_rotation(std::string_view spec, uint64_t se
 // for GPT-2, packed (integer-kernel) weights, a model that already carries
 // activation quantizers or online transforms.
 void rotate_model(model::Model& model, const RotationOptions& options);
+
+// Orthogonal matrices composed onto a model rotate_model has rotated (the
+// learned part of SpinQuant-style rotations, algo/rotation_learning.h). Each
+// is row-major [n, n] and acts on row vectors, x -> x M; empty = identity.
+struct RotationRefinement {
+  std::vector<float> residual;                 // [hidden, hidden], offline like the residual Q
+  std::vector<std::vector<float>> attn_out;    // per layer [q_dim, q_dim]: online T becomes T M
+  std::vector<std::vector<float>> ffn_hidden;  // per layer [ff, ff]: online T becomes T M
+};
+
+// Applies `r` in place, keeping the float function: the residual M like the
+// residual Q above (embedding, readers and head W M, writers M^T W); an online
+// site's transform T becomes the dense T M and its layer W M. Throws
+// qf::Error when the model is not rotated where `r` needs it (norms not
+// folded, no online transform at a refined site) or a size does not match.
+void refine_rotation(model::Model& model, const RotationRefinement& r);
 
 // What goes into a quantized folder's description of how it was made.
 nlohmann::json rotation_info(const RotationOptions& options);

@@ -32,6 +32,28 @@ void fwht(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
+bool orthonormalize_rows(double* a, int64_t m) {
+  // Modified Gram-Schmidt twice, for orthogonality to rounding.
+  const size_t n = static_cast<size_t>(m);
+  for (size_t i = 0; i < n; ++i) {
+    double* v = a + i * n;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t j = 0; j < i; ++j) {
+        const double* u = a + j * n;
+        double d = 0.0;
+        for (size_t k = 0; k < n; ++k) d += v[k] * u[k];
+        for (size_t k = 0; k < n; ++k) v[k] -= d * u[k];
+      }
+    }
+    double norm = 0.0;
+    for (size_t k = 0; k < n; ++k) norm += v[k] * v[k];
+    norm = std::sqrt(norm);
+    if (!(norm > 1e-12)) return false;
+    for (size_t k = 0; k < n; ++k) v[k] /= norm;
+  }
+  return true;
+}
+
 std::vector<float> random_orthogonal(int64_t m, uint64_t seed) {
   QF_CHECK(m > 0 && m <= (int64_t{1} << 14), "random orthogonal matrix of size {}", m);
   // Box-Muller over a fixed-width engine: std::normal_distribution is not
@@ -45,25 +67,9 @@ std::vector<float> random_orthogonal(int64_t m, uint64_t seed) {
     a[i] = r * std::cos(t);
     if (i + 1 < a.size()) a[i + 1] = r * std::sin(t);
   }
-  // Rows as the vectors: modified Gram-Schmidt twice for orthogonality to
-  // rounding. Keeping each row's direction (a positive R diagonal) is the
-  // sign fix that makes the result Haar-distributed.
-  for (size_t i = 0; i < n; ++i) {
-    double* v = a.data() + i * n;
-    for (int pass = 0; pass < 2; ++pass) {
-      for (size_t j = 0; j < i; ++j) {
-        const double* u = a.data() + j * n;
-        double d = 0.0;
-        for (size_t k = 0; k < n; ++k) d += v[k] * u[k];
-        for (size_t k = 0; k < n; ++k) v[k] -= d * u[k];
-      }
-    }
-    double norm = 0.0;
-    for (size_t k = 0; k < n; ++k) norm += v[k] * v[k];
-    norm = std::sqrt(norm);
-    QF_CHECK(norm > 1e-12, "random orthogonal matrix of size {}: degenerate draw", m);
-    for (size_t k = 0; k < n; ++k) v[k] /= norm;
-  }
+  // Keeping each row's direction (a positive R diagonal) is the sign fix
+  // that makes the result Haar-distributed.
+  QF_CHECK(orthonormalize_rows(a.data(), m), "random orthogonal matrix of size {}: degenerate draw", m);
   return {a.begin(), a.end()};
 }
 

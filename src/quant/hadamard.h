@@ -30,6 +30,12 @@ void fwht(float* x, int64_t n);
 // distribution is Haar). Same (m, seed) -> same bits on every machine.
 std::vector<float> random_orthogonal(int64_t m, uint64_t seed);
 
+// Rows of the row-major [m, m] `a` made orthonormal in place, in order
+// (modified Gram-Schmidt, each row keeping its direction): the nearest
+// orthogonal matrix for one that drifted by rounding. False when a row is
+// (numerically) a combination of the rows before it.
+bool orthonormalize_rows(double* a, int64_t m);
+
 // out[r, :] = x[r, :] (R (x) H_block) for `rows` rows of n = m * block
 // values: index a * block + b holds (a, b); H_block is the orthonormal
 // Walsh-Hadamard (block a power of two) and R the row-major [m, m] `mix`

@@ -83,6 +83,38 @@ TEST_F(RotateCli, BadInputGivesOneClearLine) {
   expect_one_line_error("quantize " + stories + " -o " + path("a.gguf") + " --format gguf --rotate hadamard",
                         "online Hadamard");
   expect_one_line_error("inspect " + stories + " --rotate hadamard", "--calib");
+  expect_one_line_error("quantize " + stories + " -o " + path("a") + " --rotate-steps 5 --calib " + path("text.txt"),
+                        "--rotate-steps");
+  expect_one_line_error("quantize " + stories + " -o " + path("a") + " --rotate hadamard --rotate-steps 5", "--calib");
+  expect_one_line_error("quantize " + stories + " -o " + path("a") + " --rotate hadamard --rotate-steps 5 --budget-bpw 4 "
+                        "--method gptq --calib " + path("text.txt"), "--budget-bpw");
+  expect_one_line_error("quantize " + stories + " -o " + path("a") + " --rotate hadamard --rotate-steps 5 --weights nf4 "
+                        "--calib " + path("text.txt"), "nf4");
+  EXPECT_FALSE(fs::exists(path("a")));
+}
+
+// --rotate-steps: the learned matrices go into the folder as dense online
+// transforms, the folder says how they were learned, and it evaluates.
+TEST_F(RotateCli, LearnedRotationTravelsInTheFolder) {
+  QF_REQUIRE_SHARED_DATA(kStoriesFile);
+  const std::string stories = shared_data_path(kStoriesFile), out = path("learned");
+  const auto q = run_qforge("quantize " + stories + " -o " + out + " --weights int4:g32 --acts int4 --rotate hadamard "
+                            "--rotate-steps 10 --rotate-lr 0.2 --calib " + path("text.txt") +
+                            " --calib-samples 4 --calib-seqlen 64 --seed 3 -t 1");
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("learned      10 Cayley steps"), std::string::npos) << q.out;
+  std::ifstream cfg(out + "/config.json");
+  const auto qc = nlohmann::json::parse(cfg).at("quantization_config");
+  EXPECT_EQ(qc.at("transforms").at("model.layers.0.ffn_hidden").at("hadamard_block"), 1);  // dense 172 x 172
+  EXPECT_EQ(qc.at("rotation").at("learned").at("steps"), 10);
+  EXPECT_LT(qc.at("rotation").at("learned").at("objective_learned").get<double>(),
+            qc.at("rotation").at("learned").at("objective_random").get<double>());
+  const auto e = run_qforge("eval " + out + " --text " + path("text.txt") + " --protocol lines --baseline " + stories +
+                            " --json -t 1");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const double kld = nlohmann::json::parse(e.out).at("baseline").at("kld_mean").get<double>();
+  EXPECT_GT(kld, 0.0);
+  EXPECT_LT(kld, 1.0);
 }
 
 TEST_F(RotateCli, OfflineRotationExportsAsGptq) {

@@ -11,6 +11,7 @@
 #include "algo/calibration.h"
 #include "algo/quantize_model.h"
 #include "algo/rotation.h"
+#include "algo/rotation_learning.h"
 #include "calib/observer.h"
 #include "core/error.h"
 #include "eval/bench.h"
@@ -56,6 +57,8 @@ struct QuantizeCliOptions {
   bool verbose = false;
   std::string rotate = "none";
   std::string rotate_odd = "kronecker";
+  int64_t rotate_steps = 0;
+  double rotate_lr = 0.05;
   bool act_flags_given = false;  // --act-mode or --observer on the command line
 };
 
@@ -137,6 +140,22 @@ void run_quantize(const QuantizeCliOptions& o) {
     if (o.verbose) fmt::print(stderr, "qforge quantize: {}\n", line);
   };
 
+  // --rotate-steps is checked before any work too.
+  algo::RotationLearningOptions learning;
+  if (o.rotate_steps > 0) {
+    QF_CHECK(rotation, "--rotate-steps learns on top of a rotation: give --rotate hadamard or hadamard-offline");
+    QF_CHECK(!o.calib.empty(), "--rotate-steps needs calibration text: give --calib FILE");
+    QF_CHECK(q.budget_bpw <= 0.0, "--rotate-steps learns for one weight scheme; it does not combine with --budget-bpw");
+    learning.steps = o.rotate_steps;
+    learning.lr = o.rotate_lr;
+    learning.weights = q.weights;
+    learning.act_quant = q.acts.enabled;
+    learning.act_bits = q.acts.bits;
+    learning.n_threads = o.threads;
+    learning.log = q.log;
+    algo::validate(learning);
+  }
+
   model::Model m = o.synthetic.empty() ? model::load_model(o.model)
                                        : model::synthetic_model(o.synthetic, 1, o.threads);
   if (rotation) algo::rotate_model(m, *rotation);
@@ -147,7 +166,7 @@ void run_quantize(const QuantizeCliOptions& o) {
 
   std::vector<calib::TokenSequence> calibration;
   // GGUF output takes calibration text for importance weights even with RTN.
-  if (algo::needs_calibration(q) || (gguf && !o.calib.empty())) {
+  if (algo::needs_calibration(q) || (gguf && !o.calib.empty()) || o.rotate_steps > 0) {
     QF_CHECK(!o.calib.empty(), "--method {}{} needs calibration text: give --calib FILE", o.method,
              q.method == algo::Method::Rtn ? " with these options" : "");
     const auto tok = tokenizer::make_tokenizer(vocab);
@@ -157,6 +176,9 @@ void run_quantize(const QuantizeCliOptions& o) {
                                       algo::parse_selection(o.calib_select), o.seed, o.threads);
     });
   }
+
+  algo::RotationLearningReport learned;
+  if (o.rotate_steps > 0) algo::refine_rotation(m, algo::learn_rotation(m, calibration, learning, &learned));
 
   if (gguf) {
     write_quantized_gguf({&m, &vocab, &calibration, q, o.weights.empty() ? "q4_k_m" : o.weights, o.output, o.verbose});
@@ -169,6 +191,10 @@ void run_quantize(const QuantizeCliOptions& o) {
   qm.info["calibration_selection"] = o.calib_select;
   qm.info["seed"] = o.seed;
   if (rotation) qm.info["rotation"] = algo::rotation_info(*rotation);
+  if (o.rotate_steps > 0)
+    qm.info["rotation"]["learned"] = {{"steps", o.rotate_steps}, {"lr", o.rotate_lr},
+                                      {"objective_random", learned.initial_loss},
+                                      {"objective_learned", learned.final_loss}};
   write_quantized_output(o.format, o.output, qm, vocab, source);
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
@@ -188,6 +214,9 @@ void run_quantize(const QuantizeCliOptions& o) {
   fmt::print("method       {}{}\n", o.method, q.acts.enabled ? fmt::format(" (activations int{} {})", q.acts.bits,
                                                                              o.act_mode) : "");
   if (rotation) fmt::print("rotation     {} (seed {})\n", o.rotate, o.seed);
+  if (o.rotate_steps > 0)
+    fmt::print("learned      {} Cayley steps, objective {:.4f} -> {:.4f} (best at step {}), {:.1f} s\n",
+               learned.steps, learned.initial_loss, learned.final_loss, learned.best_step, learned.seconds);
   fmt::print("weights      {} over {} layers, {:.4f} bits per weight (scales included)\n",
              mixed ? fmt::format("mixed, budget {:.3f}", q.budget_bpw) : q.weights.to_string(), report.layers.size(),
              report.bits_per_weight());
@@ -255,6 +284,12 @@ void register_quantize(CLI::App& app) {
                   "--rotate, widths that are not powers of two: kronecker (random orthogonal (x) Hadamard, default) | "
                   "dense (one random orthogonal matrix)")
       ->check(CLI::IsMember({"kronecker", "dense"}));
+  cmd->add_option("--rotate-steps", opt->rotate_steps,
+                  "--rotate: learn the rotation for N Cayley steps on the calibration set (SpinQuant-style, a "
+                  "layer-local quantization-error objective; 0 = the random rotation as drawn)")
+      ->check(CLI::Range(int64_t{0}, int64_t{100000}));
+  cmd->add_option("--rotate-lr", opt->rotate_lr, "--rotate-steps: step length per Cayley step (cosine-decayed)")
+      ->check(CLI::Range(1e-6, 10.0));
   cmd->add_option("-t,--threads", opt->threads, "threads (0 = all cores)")->check(CLI::Range(0, 4096));
   cmd->add_flag("-v,--verbose", opt->verbose, "per-layer table, search notes and progress");
   cmd->callback([opt, act_mode, observer] {
