@@ -90,3 +90,12 @@ for a in int4 int8; do for m in rtn gptq; do
   row $m "--weights int4:g32 --acts $a"
   row $m "--weights int4:g32 --acts $a --rotate hadamard"; done; done
 row gptq "--weights int4:g32 --acts int4 --rotate hadamard --rotate-odd dense"
+# Learned rotations (--rotate-steps: Cayley SGD on the modelled quantization
+# noise, algo/rotation_learning.h) on top of the same random rotation.
+learn="--rotate-steps 100 --rotate-lr 0.2"
+for s in int3:g32:asym int4:g32; do
+  row gptq "--weights $s --rotate hadamard $learn"; done
+row gptq "--weights int3:g32:asym --rotate hadamard-offline $learn"
+for a in int4 int8; do
+  row gptq "--weights int4:g32 --acts $a --rotate hadamard $learn"; done
+row rtn "--weights int4:g32 --acts int4 --rotate hadamard $learn"
