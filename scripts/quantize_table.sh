@@ -99,3 +99,4 @@ row gptq "--weights int3:g32:asym --rotate hadamard-offline $learn"
 for a in int4 int8; do
   row gptq "--weights int4:g32 --acts $a --rotate hadamard $learn"; done
 row rtn "--weights int4:g32 --acts int4 --rotate hadamard $learn"
+row gptq "--weights int4:g32 --acts int4 --rotate hadamard --rotate-steps 300 --rotate-lr 0.3"

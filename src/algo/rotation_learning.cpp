@@ -121,7 +121,7 @@ class Objective {
   bool empty() const { return params_.empty(); }
   const std::vector<Param*>& params() const { return params_; }
 
-  // The objective at the current matrices, and (with grad) its STE gradient
+  // The objective at the current matrices, and (with grad) its (sub)gradient
   // into every Param::grad.
   double evaluate(bool grad) {
     if (grad)
