@@ -41,8 +41,7 @@ model::Model llama(int64_t hidden, int64_t inter, int64_t head_dim, bool tied, b
   d.head_dim = head_dim;
   d.tied = tied;
   d.bias = bias;
-  return model::build_model(model::ModelConfig::from_hf_json(nlohmann::json::parse(llama_config_json(d)), "test"),
-                            random_llama_tensors(d, 9), "random llama");
+  return random_llama_model(d, 9, "random llama");
 }
 
 Tensor logits_of(const model::Model& m, const std::vector<int32_t>& tokens) {
@@ -106,8 +105,7 @@ TEST(Rotation, RefusesWhatItCannotRotate) {
   rotate_model(m, {});
   EXPECT_THROW(rotate_model(m, {}), Error);  // already rotated
   Gpt2Dims d;
-  model::Model g = model::build_model(model::ModelConfig::from_hf_json(nlohmann::json::parse(gpt2_config_json(d)), "t"),
-                                      random_gpt2_tensors(d, 5), "random gpt2");
+  model::Model g = random_gpt2_model(d, 5, "random gpt2");
   try {
     rotate_model(g, {});
     FAIL() << "gpt2 rotated";

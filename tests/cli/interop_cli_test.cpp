@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "file_text.h"
 #include "run_command.h"
 #include "shared_data.h"
 
@@ -17,13 +18,6 @@ namespace qf::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class InteropCli : public ::testing::Test {
  protected:

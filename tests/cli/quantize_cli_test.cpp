@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include "file_text.h"
 #include "core/regex.h"
 #include <sstream>
 #include <string>
@@ -22,13 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kModelFile = "stories260K/stories260K.bin";
 const std::string kTextFile = "stories260K/tinystories_valid_sample_30KB.txt";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class QuantizeCli : public ::testing::Test {
  protected:

@@ -1,3 +1,4 @@
+#include "file_text.h"
 #include "judge.h"
 
 #include <nlohmann/json.hpp>
@@ -17,13 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kJudgeDir = fs::path(QF_SOURCE_DIR) / "tests" / "llama_cpp";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Log-softmax of one row in double, so tiny probabilities keep their logs.
 std::vector<double> log_softmax(const float* logits, int64_t n) {

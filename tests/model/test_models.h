@@ -22,6 +22,9 @@
 #include "core/tensor.h"
 #include "formats/named_tensor.h"
 #include "formats/safetensors.h"
+#include "model/config.h"
+#include "model/model.h"
+#include <nlohmann/json.hpp>
 #include "error_of.h"
 
 namespace qf::model::testing {
@@ -173,6 +176,16 @@ inline std::vector<int32_t> random_tokens(int64_t n, int32_t vocab, uint64_t see
   std::vector<int32_t> out(static_cast<size_t>(n));
   for (auto& t : out) t = r.below(vocab);
   return out;
+}
+
+// In-memory models from the random checkpoints above (no files).
+inline Model random_llama_model(const LlamaDims& d, uint64_t seed, const std::string& source = "mem") {
+  return build_model(ModelConfig::from_hf_json(nlohmann::json::parse(llama_config_json(d)), source),
+                     random_llama_tensors(d, seed), source);
+}
+inline Model random_gpt2_model(const Gpt2Dims& d, uint64_t seed, const std::string& source = "mem") {
+  return build_model(ModelConfig::from_hf_json(nlohmann::json::parse(gpt2_config_json(d)), source),
+                     random_gpt2_tensors(d, seed), source);
 }
 
 }  // namespace qf::model::testing

@@ -26,17 +26,10 @@ using model::testing::Rng;
 model::Model llama_model() {
   model::testing::LlamaDims d;  // 4 query heads over 2 kv heads (GQA), biases, RoPE
   d.layers = 2;
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::llama_config_json(d)), "mem"),
-      model::testing::random_llama_tensors(d, 7), "mem");
+  return model::testing::random_llama_model(d, 7);
 }
 
-model::Model gpt2_model() {
-  const model::testing::Gpt2Dims d;
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::gpt2_config_json(d)), "mem"),
-      model::testing::random_gpt2_tensors(d, 11), "mem");
-}
+model::Model gpt2_model() { return model::testing::random_gpt2_model({}, 11); }
 
 // The model's own weights as [out, in] matrices, set into the network.
 struct Weights {

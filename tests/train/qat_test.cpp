@@ -23,17 +23,10 @@ namespace {
 model::Model llama_model() {
   model::testing::LlamaDims d;
   d.layers = 2;
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::llama_config_json(d)), "mem"),
-      model::testing::random_llama_tensors(d, 7), "mem");
+  return model::testing::random_llama_model(d, 7);
 }
 
-model::Model gpt2_model() {
-  const model::testing::Gpt2Dims d;
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::gpt2_config_json(d)), "mem"),
-      model::testing::random_gpt2_tensors(d, 11), "mem");
-}
+model::Model gpt2_model() { return model::testing::random_gpt2_model({}, 11); }
 
 // Text with structure a model can fit: a repeated random phrase with noise.
 std::vector<int32_t> tokens(int32_t vocab) {

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 
+#include "file_text.h"
 #include "run_command.h"
 #include "shared_data.h"
 
@@ -25,13 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kModelFile = "stories260K/stories260K.bin";
 const std::string kTextFile = "stories260K/tinystories_valid_sample_30KB.txt";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class TrainQatCli : public ::testing::Test {
  protected:
