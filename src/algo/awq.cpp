@@ -15,7 +15,6 @@ using model::LinearLayer;
 
 namespace {
 
-constexpr InputSite kSites[] = {InputSite::AttnIn, InputSite::AttnOut, InputSite::FfnIn, InputSite::FfnHidden};
 
 double output_mse(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
   double s = 0.0;
@@ -141,7 +140,7 @@ AwqBlockResult awq_block(const model::ModelConfig& config, BlockRunner& runner, 
     return out;
   };
 
-  for (InputSite site : kSites) {
+  for (InputSite site : model::kAllInputSites) {
     const std::vector<LinearLayer> group = at_site(site);
     // Behind an online rotation the producer's scale would not commute with the transform.
     if (group.empty() || !can_scale_site(config, site) || !stats.count(site) ||

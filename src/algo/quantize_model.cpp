@@ -65,7 +65,6 @@ int64_t QuantizeReport::quantized_weights() const {
 
 namespace {
 
-constexpr InputSite kSites[] = {InputSite::AttnIn, InputSite::AttnOut, InputSite::FfnIn, InputSite::FfnHidden};
 
 struct LayerPlan {
   LinearLayer layer;
@@ -209,11 +208,11 @@ void configure_activations(BlockRunner* runner, model::LayerWeights& w, const Ac
   oo.kind = a.observer;
   oo.target = target;
   std::map<InputSite, std::unique_ptr<calib::Observer>> observers;
-  for (InputSite s : kSites) observers[s] = calib::make_observer(oo);
+  for (InputSite s : model::kAllInputSites) observers[s] = calib::make_observer(oo);
   runner->run(w, [&](InputSite site, const float* x, int64_t rows, int64_t cols) {
     observers.at(site)->observe(std::span<const float>(x, static_cast<size_t>(rows * cols)), cols);
   });
-  for (InputSite s : kSites) {
+  for (InputSite s : model::kAllInputSites) {
     const quant::AffineParams p = calib::params_for(*observers.at(s), target).front();
     model::ActivationQuant site_aq = aq;
     site_aq.scale = p.scale;
@@ -300,7 +299,7 @@ model::QuantizedModel quantize_model(const model::Model& m, const std::vector<ca
                                            l, model::input_site_name(s.site), s.alpha, s.error, s.error_at_0));
     }
 
-    for (InputSite site : kSites) {
+    for (InputSite site : model::kAllInputSites) {
       std::vector<const LayerPlan*> group;
       for (const auto& p : here)
         if (p.layer.site == site) group.push_back(&p);

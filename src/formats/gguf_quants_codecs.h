@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "formats/gguf.h"
 
 namespace qf::formats::gguf_detail {
+
+inline uint8_t byte_at(const std::byte* p, size_t i) { return static_cast<uint8_t>(p[i]); }
 
 struct BlockCodec {
   GgmlType type;

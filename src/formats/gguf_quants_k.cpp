@@ -14,9 +14,8 @@
 namespace qf::formats::gguf_detail {
 namespace {
 
-constexpr size_t kQK = 256;
+constexpr size_t kQK_K = 256;
 
-uint8_t byte_at(const std::byte* p, size_t i) { return static_cast<uint8_t>(p[i]); }
 float sum_squares(const float* x, size_t n) {
   float s = 0.0f;
   for (size_t i = 0; i < n; ++i) s += x[i] * x[i];
@@ -74,7 +73,7 @@ void impl_weights(const float* x, const float* qw, float sigma2, size_t n, float
 
 void decode_q2_k(const std::byte* b, float* out) {
   const float d = get_f16(b + 80), dmin = get_f16(b + 82);
-  for (size_t e = 0; e < kQK; ++e) {
+  for (size_t e = 0; e < kQK_K; ++e) {
     const uint8_t sc = byte_at(b, e / 16);
     out[e] = d * static_cast<float>(sc & 0xF) * static_cast<float>(unpack_2bit(b + 16, e)) -
              dmin * static_cast<float>(sc >> 4);
@@ -82,9 +81,9 @@ void decode_q2_k(const std::byte* b, float* out) {
 }
 
 void encode_q2_k(std::span<const float> row, std::byte* out, std::span<const float> w) {
-  for (size_t sb = 0; sb * kQK < row.size(); ++sb, out += 84) {
-    const float* x = row.data() + sb * kQK;
-    uint8_t codes[kQK];
+  for (size_t sb = 0; sb * kQK_K < row.size(); ++sb, out += 84) {
+    const float* x = row.data() + sb * kQK_K;
+    uint8_t codes[kQK_K];
     float scales[16], mins[16];
     uint8_t scale_q[16] = {}, min_q[16] = {};
     float d = 0.0f, dmin = 0.0f;
@@ -109,11 +108,11 @@ void encode_q2_k(std::span<const float> row, std::byte* out, std::span<const flo
         dmin = max_min / 15.0f;
       }
     } else {
-      const float sigma2 = sum_squares(x, kQK) / static_cast<float>(kQK);
+      const float sigma2 = sum_squares(x, kQK_K) / static_cast<float>(kQK_K);
       float sw[16];
       for (size_t j = 0; j < 16; ++j) {
         float weights[16];
-        impl_weights(x + 16 * j, w.data() + sb * kQK + 16 * j, sigma2, 16, weights);
+        impl_weights(x + 16 * j, w.data() + sb * kQK_K + 16 * j, sigma2, 16, weights);
         sw[j] = 0.0f;
         for (const float v : weights) sw[j] += v;
         scales[j] = search_scale_min({x + 16 * j, 16}, 3, weights, {codes + 16 * j, 16}, &mins[j], -0.9f, 0.05f, 36,
@@ -163,7 +162,7 @@ int unpack_q3_scale(const std::byte* p, size_t s) {
 
 void decode_q3_k(const std::byte* b, float* out) {
   const float d = get_f16(b + 108);
-  for (size_t e = 0; e < kQK; ++e) {
+  for (size_t e = 0; e < kQK_K; ++e) {
     // The high bit of element e is bit e / 32 of hmask[e % 32]; set means q3 = low bits.
     const bool high = (byte_at(b, e % 32) >> (e / 32)) & 1;
     const int q = static_cast<int>(unpack_2bit(b + 32, e)) - (high ? 0 : 4);
@@ -172,9 +171,9 @@ void decode_q3_k(const std::byte* b, float* out) {
 }
 
 void encode_q3_k(std::span<const float> row, std::byte* out, std::span<const float> w) {
-  for (size_t sb = 0; sb * kQK < row.size(); ++sb, out += 110) {
-    const float* x = row.data() + sb * kQK;
-    int8_t codes[kQK];
+  for (size_t sb = 0; sb * kQK_K < row.size(); ++sb, out += 110) {
+    const float* x = row.data() + sb * kQK_K;
+    int8_t codes[kQK_K];
     float scales[16];
     int stored[16] = {};  // scale + 32, 0..63
     bool pack = true;
@@ -195,11 +194,11 @@ void encode_q3_k(std::span<const float> row, std::byte* out, std::span<const flo
         d = 1.0f / iscale;
       }
     } else {
-      const float sigma2 = 2.0f * sum_squares(x, kQK) / static_cast<float>(kQK);
+      const float sigma2 = 2.0f * sum_squares(x, kQK_K) / static_cast<float>(kQK_K);
       float sw[16];
       for (size_t j = 0; j < 16; ++j) {
         float weights[16];
-        impl_weights(x + 16 * j, w.data() + sb * kQK + 16 * j, sigma2, 16, weights);
+        impl_weights(x + 16 * j, w.data() + sb * kQK_K + 16 * j, sigma2, 16, weights);
         sw[j] = 0.0f;
         for (const float v : weights) sw[j] += v;
         scales[j] = search_symmetric({x + 16 * j, 16}, 4, weights, {codes + 16 * j, 16});
@@ -220,9 +219,9 @@ void encode_q3_k(std::span<const float> row, std::byte* out, std::span<const flo
       for (size_t l = 0; l < 16; ++l)
         codes[16 * j + l] = static_cast<int8_t>(std::clamp(nearest(x[16 * j + l] / ds), -4, 3) + 4);
     }
-    uint8_t low[kQK];
+    uint8_t low[kQK_K];
     std::memset(out, 0, 32);
-    for (size_t e = 0; e < kQK; ++e) {
+    for (size_t e = 0; e < kQK_K; ++e) {
       uint8_t c = static_cast<uint8_t>(codes[e]);
       if (c > 3) {
         out[e % 32] |= static_cast<std::byte>(1u << (e / 32));
@@ -244,7 +243,7 @@ void decode_qk_asym(const std::byte* b, float* out) {
   const std::byte* scales = b + 4;
   const std::byte* qh = b + 16;
   const std::byte* qs = b + (kBits == 5 ? 48 : 16);
-  for (size_t e = 0; e < kQK; ++e) {
+  for (size_t e = 0; e < kQK_K; ++e) {
     const size_t c = e / 64, half = (e % 64) / 32, l = e % 32;
     int q = (byte_at(qs, 32 * c + l) >> (4 * half)) & 0xF;
     if constexpr (kBits == 5) q |= ((byte_at(qh, l) >> (2 * c + half)) & 1) << 4;
@@ -258,9 +257,9 @@ template <int kBits>
 void encode_qk_asym(std::span<const float> row, std::byte* out, std::span<const float> w) {
   constexpr int nmax = (1 << kBits) - 1;
   constexpr size_t bytes = kBits == 5 ? 176 : 144;
-  for (size_t sb = 0; sb * kQK < row.size(); ++sb, out += bytes) {
-    const float* x = row.data() + sb * kQK;
-    uint8_t codes[kQK];
+  for (size_t sb = 0; sb * kQK_K < row.size(); ++sb, out += bytes) {
+    const float* x = row.data() + sb * kQK_K;
+    uint8_t codes[kQK_K];
     float scales[8], mins[8];
     uint8_t ls[8], lm[8];
     float d = 0.0f, dmin = 0.0f;
@@ -287,11 +286,11 @@ void encode_qk_asym(std::span<const float> row, std::byte* out, std::span<const 
       d = max_scale / 63.0f;
       dmin = max_min / 63.0f;
     } else {
-      const float sigma2 = 2.0f * sum_squares(x, kQK) / static_cast<float>(kQK);
+      const float sigma2 = 2.0f * sum_squares(x, kQK_K) / static_cast<float>(kQK_K);
       float sw[8];
       for (size_t j = 0; j < 8; ++j) {
         float weights[32];
-        impl_weights(x + 32 * j, w.data() + sb * kQK + 32 * j, sigma2, 32, weights);
+        impl_weights(x + 32 * j, w.data() + sb * kQK_K + 32 * j, sigma2, 32, weights);
         sw[j] = 0.0f;
         for (const float v : weights) sw[j] += v;
         scales[j] = search_scale_min({x + 32 * j, 32}, nmax, weights, {codes + 32 * j, 32}, &mins[j], -0.9f, 0.05f,
@@ -330,7 +329,7 @@ void encode_qk_asym(std::span<const float> row, std::byte* out, std::span<const 
 
 void decode_q6_k(const std::byte* b, float* out) {
   const float d = get_f16(b + 208);
-  for (size_t e = 0; e < kQK; ++e) {
+  for (size_t e = 0; e < kQK_K; ++e) {
     const size_t h = e / 128, k = (e % 128) / 32, l = e % 32;
     const int low = (byte_at(b, 64 * h + l + 32 * (k & 1)) >> (4 * (k >> 1))) & 0xF;
     const int high = (byte_at(b + 128, 32 * h + l) >> (2 * k)) & 3;
@@ -340,14 +339,14 @@ void decode_q6_k(const std::byte* b, float* out) {
 }
 
 void encode_q6_k(std::span<const float> row, std::byte* out, std::span<const float> w) {
-  for (size_t sb = 0; sb * kQK < row.size(); ++sb, out += 210) {
-    const float* x = row.data() + sb * kQK;
-    int8_t codes[kQK];
+  for (size_t sb = 0; sb * kQK_K < row.size(); ++sb, out += 210) {
+    const float* x = row.data() + sb * kQK_K;
+    int8_t codes[kQK_K];
     float scales[16];
     float max_scale = 0.0f, max_abs = 0.0f;
     for (size_t j = 0; j < 16; ++j) {
       // ggml's Q6_K _impl uses the imatrix weights as they are.
-      const std::span<const float> weights = w.empty() ? std::span<const float>() : w.subspan(sb * kQK + 16 * j, 16);
+      const std::span<const float> weights = w.empty() ? std::span<const float>() : w.subspan(sb * kQK_K + 16 * j, 16);
       scales[j] = search_symmetric({x + 16 * j, 16}, 32, weights, {codes + 16 * j, 16});
       if (std::fabs(scales[j]) > max_abs) {
         max_abs = std::fabs(scales[j]);
@@ -367,7 +366,7 @@ void encode_q6_k(std::span<const float> row, std::byte* out, std::span<const flo
       for (size_t l = 0; l < 16; ++l)
         codes[16 * j + l] = static_cast<int8_t>(std::clamp(nearest(x[16 * j + l] / ds), -32, 31) + 32);
     }
-    for (size_t e = 0; e < kQK; ++e) {
+    for (size_t e = 0; e < kQK_K; ++e) {
       const size_t h = e / 128, k = (e % 128) / 32, l = e % 32;
       const uint8_t c = static_cast<uint8_t>(codes[e]);
       out[64 * h + l + 32 * (k & 1)] |= static_cast<std::byte>((c & 0xF) << (4 * (k >> 1)));
@@ -377,11 +376,11 @@ void encode_q6_k(std::span<const float> row, std::byte* out, std::span<const flo
 }
 
 constexpr BlockCodec kK[] = {
-    {GgmlType::Q2_K, kQK, 84, decode_q2_k, encode_q2_k},
-    {GgmlType::Q3_K, kQK, 110, decode_q3_k, encode_q3_k},
-    {GgmlType::Q4_K, kQK, 144, decode_qk_asym<4>, encode_qk_asym<4>},
-    {GgmlType::Q5_K, kQK, 176, decode_qk_asym<5>, encode_qk_asym<5>},
-    {GgmlType::Q6_K, kQK, 210, decode_q6_k, encode_q6_k},
+    {GgmlType::Q2_K, kQK_K, 84, decode_q2_k, encode_q2_k},
+    {GgmlType::Q3_K, kQK_K, 110, decode_q3_k, encode_q3_k},
+    {GgmlType::Q4_K, kQK_K, 144, decode_qk_asym<4>, encode_qk_asym<4>},
+    {GgmlType::Q5_K, kQK_K, 176, decode_qk_asym<5>, encode_qk_asym<5>},
+    {GgmlType::Q6_K, kQK_K, 210, decode_q6_k, encode_q6_k},
 };
 
 }  // namespace

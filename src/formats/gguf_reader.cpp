@@ -18,7 +18,7 @@ namespace {
 // Values and tensor data are read in place; GGUF files are little-endian.
 static_assert(std::endian::native == std::endian::little, "the GGUF reader assumes a little-endian host");
 
-constexpr size_t kHeaderBytes = 4 + 4 + 8 + 8;
+constexpr size_t kGgufHeaderBytes = 4 + 4 + 8 + 8;
 // The smallest possible entries: an empty key, a type and a 1-byte value; an
 // empty name, n_dims 0, a type and an offset.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;
@@ -166,7 +166,7 @@ void read_header(Cursor& c, GgufContents& out, uint64_t& n_tensors, uint64_t& n_
   const auto* magic = reinterpret_cast<const char*>(c.take(4, "magic"));
   if (std::memcmp(magic, "GGUF", 4) != 0)
     fail("not a GGUF file: bad magic {} (expected \"GGUF\")", quote(std::string_view(magic, 4)));
-  QF_CHECK(size >= kHeaderBytes, "file is {} bytes, shorter than the {}-byte GGUF header", size, kHeaderBytes);
+  QF_CHECK(size >= kGgufHeaderBytes, "file is {} bytes, shorter than the {}-byte GGUF header", size, kGgufHeaderBytes);
   const auto version = c.read<uint32_t>("version");
   if (version != 2 && version != 3) {
     const uint32_t swapped = __builtin_bswap32(version);
@@ -258,7 +258,7 @@ void check_data_layout(const GgufContents& out, uint64_t data_size) {
   }
 }
 
-GgufContents parse(std::span<const std::byte> bytes, const std::string& display_name,
+GgufContents parse_gguf_bytes(std::span<const std::byte> bytes, const std::string& display_name,
                    const std::shared_ptr<const void>& owner) {
   GgufContents out;
   out.display_name = display_name;
@@ -326,7 +326,7 @@ std::vector<NamedTensor> GgufContents::named_tensors() const {
 
 GgufContents parse_gguf(std::span<const std::byte> bytes, const std::string& display_name,
                         std::shared_ptr<const void> owner) {
-  return with_context(display_name, [&] { return parse(bytes, display_name, owner); });
+  return with_context(display_name, [&] { return parse_gguf_bytes(bytes, display_name, owner); });
 }
 
 GgufContents read_gguf(const std::string& path) {

@@ -11,20 +11,20 @@ namespace qf::formats {
 namespace {
 
 using F = GgufFileType;
-using T = GgmlType;
+using Ggml = GgmlType;
 
-struct Entry {
+struct Recipe {
   std::string_view name;
   F file_type;
-  T base;
+  Ggml base;
 };
 
-constexpr Entry kRecipes[] = {
-    {"q2_k", F::Q2_K, T::Q2_K},     {"q3_k_s", F::Q3_K_S, T::Q3_K}, {"q3_k_m", F::Q3_K_M, T::Q3_K},
-    {"q3_k_l", F::Q3_K_L, T::Q3_K}, {"q4_k_s", F::Q4_K_S, T::Q4_K}, {"q4_k_m", F::Q4_K_M, T::Q4_K},
-    {"q5_k_s", F::Q5_K_S, T::Q5_K}, {"q5_k_m", F::Q5_K_M, T::Q5_K}, {"q6_k", F::Q6_K, T::Q6_K},
-    {"q8_0", F::Q8_0, T::Q8_0},     {"q4_0", F::Q4_0, T::Q4_0},     {"q4_1", F::Q4_1, T::Q4_1},
-    {"q5_0", F::Q5_0, T::Q5_0},     {"q5_1", F::Q5_1, T::Q5_1},
+constexpr Recipe kRecipes[] = {
+    {"q2_k", F::Q2_K, Ggml::Q2_K},     {"q3_k_s", F::Q3_K_S, Ggml::Q3_K}, {"q3_k_m", F::Q3_K_M, Ggml::Q3_K},
+    {"q3_k_l", F::Q3_K_L, Ggml::Q3_K}, {"q4_k_s", F::Q4_K_S, Ggml::Q4_K}, {"q4_k_m", F::Q4_K_M, Ggml::Q4_K},
+    {"q5_k_s", F::Q5_K_S, Ggml::Q5_K}, {"q5_k_m", F::Q5_K_M, Ggml::Q5_K}, {"q6_k", F::Q6_K, Ggml::Q6_K},
+    {"q8_0", F::Q8_0, Ggml::Q8_0},     {"q4_0", F::Q4_0, Ggml::Q4_0},     {"q4_1", F::Q4_1, Ggml::Q4_1},
+    {"q5_0", F::Q5_0, Ggml::Q5_0},     {"q5_1", F::Q5_1, Ggml::Q5_1},
 };
 
 enum class Category { TokenEmbd, Output, AttnV, AttnOutput, FfnDown, Other };
@@ -56,38 +56,38 @@ int64_t layer_of(std::string_view name) {
 
 bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
-uint32_t block_size(T t) { return find_ggml_type(t)->block_size; }
+uint32_t block_size(Ggml t) { return find_ggml_type(t)->block_size; }
 
-T by_rules(const GgufRecipe& r, Category c, int64_t layer, int64_t row, const GgufRecipeContext& ctx) {
+Ggml by_rules(const GgufRecipe& r, Category c, int64_t layer, int64_t row, const GgufRecipeContext& ctx) {
   const F f = r.file_type;
   const int64_t n = ctx.n_layers;
-  T t = r.base;
+  Ggml t = r.base;
   if (c == Category::Output || (ctx.tied_embeddings && c == Category::TokenEmbd)) {
-    if (row % block_size(r.base) != 0) return T::Q8_0;
-    return r.base == T::Q8_0 ? T::Q8_0 : T::Q6_K;
+    if (row % block_size(r.base) != 0) return Ggml::Q8_0;
+    return r.base == Ggml::Q8_0 ? Ggml::Q8_0 : Ggml::Q6_K;
   }
   switch (c) {
     case Category::AttnV:
-      if (f == F::Q2_K) t = ctx.n_gqa >= 4 ? T::Q4_K : T::Q3_K;
-      else if (f == F::Q3_K_M) t = layer < 2 ? T::Q5_K : T::Q4_K;
-      else if (f == F::Q3_K_L) t = T::Q5_K;
-      else if ((f == F::Q4_K_M || f == F::Q5_K_M) && use_more_bits(layer, n)) t = T::Q6_K;
-      else if (f == F::Q4_K_S && layer < 4) t = T::Q5_K;
+      if (f == F::Q2_K) t = ctx.n_gqa >= 4 ? Ggml::Q4_K : Ggml::Q3_K;
+      else if (f == F::Q3_K_M) t = layer < 2 ? Ggml::Q5_K : Ggml::Q4_K;
+      else if (f == F::Q3_K_L) t = Ggml::Q5_K;
+      else if ((f == F::Q4_K_M || f == F::Q5_K_M) && use_more_bits(layer, n)) t = Ggml::Q6_K;
+      else if (f == F::Q4_K_S && layer < 4) t = Ggml::Q5_K;
       break;
     case Category::FfnDown:
-      if (f == F::Q2_K) t = T::Q3_K;
-      else if (f == F::Q3_K_M) t = layer < n / 16 ? T::Q5_K : T::Q4_K;
-      else if (f == F::Q3_K_L) t = T::Q5_K;
-      else if (f == F::Q4_K_M && use_more_bits(layer, n)) t = T::Q6_K;
-      else if (f == F::Q5_K_M && use_more_bits(layer, n)) t = T::Q6_K;
-      else if (f == F::Q4_K_S && layer < n / 8) t = T::Q5_K;
+      if (f == F::Q2_K) t = Ggml::Q3_K;
+      else if (f == F::Q3_K_M) t = layer < n / 16 ? Ggml::Q5_K : Ggml::Q4_K;
+      else if (f == F::Q3_K_L) t = Ggml::Q5_K;
+      else if (f == F::Q4_K_M && use_more_bits(layer, n)) t = Ggml::Q6_K;
+      else if (f == F::Q5_K_M && use_more_bits(layer, n)) t = Ggml::Q6_K;
+      else if (f == F::Q4_K_S && layer < n / 8) t = Ggml::Q5_K;
       else if ((f == F::Q4_0 || f == F::Q5_0) && ctx.has_importance && layer < n / 8)
-        t = f == F::Q4_0 ? T::Q4_1 : T::Q5_1;
+        t = f == F::Q4_0 ? Ggml::Q4_1 : Ggml::Q5_1;
       break;
     case Category::AttnOutput:
-      if (f == F::Q2_K) t = T::Q3_K;
-      else if (f == F::Q3_K_M) t = T::Q4_K;
-      else if (f == F::Q3_K_L) t = T::Q5_K;
+      if (f == F::Q2_K) t = Ggml::Q3_K;
+      else if (f == F::Q3_K_M) t = Ggml::Q4_K;
+      else if (f == F::Q3_K_L) t = Ggml::Q5_K;
       break;
     default: break;
   }
@@ -99,19 +99,19 @@ T by_rules(const GgufRecipe& r, Category c, int64_t layer, int64_t row, const Gg
 GgufRecipe parse_gguf_recipe(std::string_view spec) {
   std::string lower(spec);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  for (const Entry& e : kRecipes)
+  for (const Recipe& e : kRecipes)
     if (e.name == lower) return {std::string(e.name), e.file_type, e.base};
   fail("unknown GGUF quantization '{}' (valid: {})", spec, fmt::join(gguf_recipe_names(), ", "));
 }
 
 std::vector<std::string> gguf_recipe_names() {
   std::vector<std::string> out;
-  for (const Entry& e : kRecipes) out.emplace_back(e.name);
+  for (const Recipe& e : kRecipes) out.emplace_back(e.name);
   return out;
 }
 
 std::optional<GgufRecipe> gguf_recipe_for_type(GgmlType type) {
-  for (const Entry& e : kRecipes)
+  for (const Recipe& e : kRecipes)
     if (e.base == type && (e.file_type != F::Q3_K_M && e.file_type != F::Q3_K_L && e.file_type != F::Q4_K_M &&
                            e.file_type != F::Q5_K_M))
       return GgufRecipe{std::string(e.name), e.file_type, e.base};
@@ -122,19 +122,19 @@ std::optional<GgufTypeChoice> gguf_recipe_type(const GgufRecipe& recipe, std::st
                                                const Shape& shape, const GgufRecipeContext& context) {
   if (!quantizable(gguf_name, shape)) return std::nullopt;
   const int64_t row = shape.back();
-  const T wanted = by_rules(recipe, category_of(gguf_name), layer_of(gguf_name), row, context);
+  const Ggml wanted = by_rules(recipe, category_of(gguf_name), layer_of(gguf_name), row, context);
   GgufTypeChoice out{wanted, {}};
   if (row % block_size(wanted) == 0) return out;
-  T fallback = T::F16;
+  Ggml fallback = Ggml::F16;
   switch (wanted) {
-    case T::Q2_K:
-    case T::Q3_K: fallback = T::Q4_0; break;
-    case T::Q4_K: fallback = T::Q5_0; break;
-    case T::Q5_K: fallback = T::Q5_1; break;
-    case T::Q6_K: fallback = T::Q8_0; break;
+    case Ggml::Q2_K:
+    case Ggml::Q3_K: fallback = Ggml::Q4_0; break;
+    case Ggml::Q4_K: fallback = Ggml::Q5_0; break;
+    case Ggml::Q5_K: fallback = Ggml::Q5_1; break;
+    case Ggml::Q6_K: fallback = Ggml::Q8_0; break;
     default: break;
   }
-  if (row % block_size(fallback) != 0) fallback = T::F16;
+  if (row % block_size(fallback) != 0) fallback = Ggml::F16;
   out.type = fallback;
   out.notice = fmt::format("{}: rows of {} are not a multiple of the {}-value {} block; using {}", gguf_name, row,
                            block_size(wanted), ggml_type_name(wanted), ggml_type_name(fallback));

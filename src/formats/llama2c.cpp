@@ -15,7 +15,7 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "llama2.c files are little-endian");
 
-constexpr size_t kHeaderBytes = 7 * sizeof(int32_t);
+constexpr size_t kLlama2cHeaderBytes = 7 * sizeof(int32_t);
 // llama2.c export version >= 1 starts with this magic ("ak42") instead of dim.
 constexpr uint32_t kVersionedMagic = 0x616b3432;
 
@@ -25,8 +25,8 @@ std::string describe(const Llama2cConfig& c) {
 }
 
 Llama2cConfig parse_header(std::span<const std::byte> bytes) {
-  QF_CHECK(bytes.size() >= kHeaderBytes, "file is {} bytes, shorter than the {}-byte llama2.c header", bytes.size(),
-           kHeaderBytes);
+  QF_CHECK(bytes.size() >= kLlama2cHeaderBytes, "file is {} bytes, shorter than the {}-byte llama2.c header", bytes.size(),
+           kLlama2cHeaderBytes);
   int32_t h[7];
   std::memcpy(h, bytes.data(), sizeof h);
   QF_CHECK(static_cast<uint32_t>(h[0]) != kVersionedMagic,
@@ -109,13 +109,13 @@ std::vector<std::pair<std::string, Shape>> tensor_list(const Llama2cConfig& c) {
   return out;
 }
 
-Llama2cModel parse(std::span<const std::byte> bytes, const std::shared_ptr<const void>& owner) {
+Llama2cModel parse_llama2c_bytes(std::span<const std::byte> bytes, const std::shared_ptr<const void>& owner) {
   Llama2cModel model;
   model.config = parse_header(bytes);
   Llama2cConfig& c = model.config;
   // freq_cis_real and freq_cis_imag, each seq_len x head_size / 2 floats.
   const uint64_t rope_bytes = checked_mul(checked_mul(c.seq_len, c.head_size(), c), 4, c);
-  const uint64_t without_rope = checked_add(kHeaderBytes, checked_mul(weight_floats(c), 4, c), c);
+  const uint64_t without_rope = checked_add(kLlama2cHeaderBytes, checked_mul(weight_floats(c), 4, c), c);
   const uint64_t with_rope = checked_add(without_rope, rope_bytes, c);
   const uint64_t size = bytes.size();
   QF_CHECK(size >= without_rope, "file is {} bytes but the llama2.c config ({}) needs {} bytes (truncated?)", size,
@@ -126,7 +126,7 @@ Llama2cModel parse(std::span<const std::byte> bytes, const std::shared_ptr<const
            size, describe(c), without_rope, with_rope);
   c.has_rope_tables = size == with_rope && rope_bytes > 0;
 
-  uint64_t offset = kHeaderBytes;
+  uint64_t offset = kLlama2cHeaderBytes;
   for (auto& [name, shape] : tensor_list(c)) {
     // The unshared classifier comes after the RoPE tables when they exist.
     if (name == "lm_head.weight" && c.has_rope_tables) offset += rope_bytes;
@@ -141,7 +141,7 @@ Llama2cModel parse(std::span<const std::byte> bytes, const std::shared_ptr<const
 
 Llama2cModel parse_llama2c(std::span<const std::byte> bytes, const std::string& display_name,
                            std::shared_ptr<const void> owner) {
-  return with_context(display_name, [&] { return parse(bytes, owner); });
+  return with_context(display_name, [&] { return parse_llama2c_bytes(bytes, owner); });
 }
 
 Llama2cModel read_llama2c(const std::string& path) {
@@ -151,7 +151,7 @@ Llama2cModel read_llama2c(const std::string& path) {
 
 bool looks_like_llama2c(std::span<const std::byte> bytes) {
   try {
-    parse(bytes, nullptr);
+    parse_llama2c_bytes(bytes, nullptr);
     return true;
   } catch (const Error&) {
     return false;

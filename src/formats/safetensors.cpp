@@ -21,7 +21,7 @@ static_assert(std::endian::native == std::endian::little, "safetensors reader as
 
 using json = nlohmann::ordered_json;
 
-struct Entry {
+struct TensorEntry {
   std::string name;
   DType dtype;
   Shape shape;
@@ -51,9 +51,9 @@ const json& field(const json& entry, const char* key) {
 }
 
 // Errors name the tensor through the caller's context.
-Entry parse_entry_fields(const json& value, uint64_t data_size) {
+TensorEntry parse_entry_fields(const json& value, uint64_t data_size) {
   QF_CHECK(value.is_object(), "entry must be an object with dtype, shape and data_offsets, got {}", value.type_name());
-  Entry e{{}, DType::U8, {}, 0, 0};
+  TensorEntry e{{}, DType::U8, {}, 0, 0};
 
   const json& dtype = field(value, "dtype");
   QF_CHECK(dtype.is_string(), "\"dtype\" must be a string, got {}", dtype.type_name());
@@ -92,8 +92,8 @@ Entry parse_entry_fields(const json& value, uint64_t data_size) {
   return e;
 }
 
-Entry parse_entry(const std::string& name, const json& value, uint64_t data_size) {
-  Entry e = with_context("tensor " + quote(name), [&] { return parse_entry_fields(value, data_size); });
+TensorEntry parse_entry(const std::string& name, const json& value, uint64_t data_size) {
+  TensorEntry e = with_context("tensor " + quote(name), [&] { return parse_entry_fields(value, data_size); });
   e.name = name;
   return e;
 }
@@ -110,13 +110,13 @@ std::map<std::string, std::string> parse_metadata(const json& value) {
 }
 
 // Sorted by offset, tensors must cover [0, data_size) exactly.
-void check_tiling(std::vector<Entry>& entries, uint64_t data_size) {
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+void check_tiling(std::vector<TensorEntry>& entries, uint64_t data_size) {
+  std::stable_sort(entries.begin(), entries.end(), [](const TensorEntry& a, const TensorEntry& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
   uint64_t cursor = 0;
-  const Entry* prev = nullptr;
-  for (const Entry& e : entries) {
+  const TensorEntry* prev = nullptr;
+  for (const TensorEntry& e : entries) {
     if (e.begin < cursor)
       fail("tensor {}: data_offsets [{}, {}] overlap tensor {} [{}, {}]", quote(e.name), e.begin, e.end,
            quote(prev->name), prev->begin, prev->end);
@@ -131,7 +131,7 @@ void check_tiling(std::vector<Entry>& entries, uint64_t data_size) {
            data_size, cursor);
 }
 
-SafetensorsContents parse(std::span<const std::byte> bytes, const std::shared_ptr<const void>& owner) {
+SafetensorsContents parse_safetensors_bytes(std::span<const std::byte> bytes, const std::shared_ptr<const void>& owner) {
   const size_t size = bytes.size();
   QF_CHECK(size >= 8, "file is {} bytes, shorter than the 8-byte safetensors header length", size);
   uint64_t n = 0;
@@ -147,7 +147,7 @@ SafetensorsContents parse(std::span<const std::byte> bytes, const std::shared_pt
 
   const uint64_t data_size = size - 8 - n;
   SafetensorsContents out;
-  std::vector<Entry> entries;
+  std::vector<TensorEntry> entries;
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__")
       out.metadata = parse_metadata(value);
@@ -158,7 +158,7 @@ SafetensorsContents parse(std::span<const std::byte> bytes, const std::shared_pt
 
   const std::byte* data = bytes.data() + 8 + n;
   out.tensors.reserve(entries.size());
-  for (const Entry& e : entries) out.tensors.push_back({e.name, view_or_copy(e.dtype, e.shape, data + e.begin, owner)});
+  for (const TensorEntry& e : entries) out.tensors.push_back({e.name, view_or_copy(e.dtype, e.shape, data + e.begin, owner)});
   return out;
 }
 
@@ -166,7 +166,7 @@ SafetensorsContents parse(std::span<const std::byte> bytes, const std::shared_pt
 
 SafetensorsContents parse_safetensors(std::span<const std::byte> bytes, const std::string& display_name,
                                       std::shared_ptr<const void> owner) {
-  return with_context(display_name, [&] { return parse(bytes, owner); });
+  return with_context(display_name, [&] { return parse_safetensors_bytes(bytes, owner); });
 }
 
 SafetensorsContents read_safetensors(const std::string& path) {

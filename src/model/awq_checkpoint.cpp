@@ -26,7 +26,6 @@ using nlohmann::json;
 constexpr int kBits = 4;
 constexpr int64_t kPack = 8;  // codes per int32 word
 
-int64_t group_size_of(const quant::Scheme& s) { return s.granularity == quant::Granularity::Group ? s.group_size : -1; }
 
 bool packable(const LinearLayer& l, int64_t group_size) {
   return l.out_features % kPack == 0 && (group_size == -1 || l.in_features % group_size == 0);
@@ -65,7 +64,7 @@ struct AwqParams {
   int64_t group_size = 128;
 };
 
-AwqParams parse_params(const json& qc) {
+AwqParams parse_awq_params(const json& qc) {
   const std::string method = config_string(qc, "quant_method");
   QF_CHECK(method == "awq", "quantization_config \"quant_method\" is \"{}\", expected \"awq\"", method);
   // AutoAWQ wrote "w_bit" / "q_group_size" in its own quant_config.json.
@@ -189,7 +188,7 @@ QuantizedModel load_awq_folder(const std::string& path) {
   const AwqParams p = with_context(config_file, [&] {
     const auto qc = config.find("quantization_config");
     QF_CHECK(qc != config.end() && qc->is_object(), "no \"quantization_config\" object");
-    return parse_params(*qc);
+    return parse_awq_params(*qc);
   });
   std::string weights_file;
   TensorPool pool(read_folder_tensors(folder, &weights_file));

@@ -309,6 +309,10 @@ std::vector<int32_t> contiguous_groups(int64_t in, int64_t group_size) {
   return g;
 }
 
+int64_t group_size_of(const quant::Scheme& s) {
+  return s.granularity == quant::Granularity::Group ? s.group_size : -1;
+}
+
 bool uses_code_zero(const std::vector<uint8_t>& codes) {
   return std::find(codes.begin(), codes.end(), uint8_t{0}) != codes.end();
 }

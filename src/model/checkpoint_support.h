@@ -111,6 +111,8 @@ Tensor f16_scales_by_group(const IntLayer& l, const std::string& name, bool* rou
 Tensor int32_tensor(const std::vector<int32_t>& words, const Shape& shape);
 // i / group_size for each of `in` columns: the trivial g_idx.
 std::vector<int32_t> contiguous_groups(int64_t in, int64_t group_size);
+// The checkpoints' group_size field: the scheme's group, or -1 for per-channel.
+int64_t group_size_of(const quant::Scheme& s);
 
 // True when some code is 0: for a symmetric layer, that the full range
 // [-2^(b-1), 2^(b-1)-1] is in use rather than the restricted one.

@@ -20,7 +20,7 @@ uint16_t read_u16(const uint8_t* p) {
 float read_f16(const uint8_t* p) { return f16_to_f32(read_u16(p)); }
 
 // How one block type maps onto PackedMatrix: w = scale * (code - zero) - min.
-struct Layout {
+struct BlockLayout {
   int bits;
   int64_t group;         // weights per (scale, min): ggml's (sub-)block
   int64_t block;         // weights per block
@@ -30,7 +30,7 @@ struct Layout {
   bool two_level;        // K types: fp16 d (dmin) per block times integer sub-block scales (mins)
 };
 
-bool layout_of(GgmlType type, Layout* out) {
+bool layout_of(GgmlType type, BlockLayout* out) {
   switch (type) {
     case GgmlType::Q4_0: *out = {4, 32, 32, 18, false, 8, false}; return true;
     case GgmlType::Q4_1: *out = {4, 32, 32, 20, true, 0, false}; return true;
@@ -141,12 +141,12 @@ void decode_block(GgmlType type, const uint8_t* b, uint8_t* c, const BlockParams
 }  // namespace
 
 bool gguf_kernels_support(GgmlType type) {
-  Layout l{};
+  BlockLayout l{};
   return layout_of(type, &l);
 }
 
 std::shared_ptr<const kernels::PackedMatrix> pack_gguf_blocks(const formats::GgufBlocks& b, int64_t cols) {
-  Layout l{};
+  BlockLayout l{};
   QF_CHECK(layout_of(b.type, &l), "{} blocks have no integer kernel (Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K and Q6_K do)",
            formats::ggml_type_name(b.type));
   QF_CHECK(b.rows.ndim() == 2 && cols % l.block == 0 && b.rows.dim(1) == cols / l.block * l.block_bytes,

@@ -35,7 +35,6 @@ bool packable(const LinearLayer& l, int bits) {
   return (l.in_features * bits) % 32 == 0 && (l.out_features * bits) % 32 == 0;
 }
 
-int64_t group_size_of(const quant::Scheme& s) { return s.granularity == quant::Granularity::Group ? s.group_size : -1; }
 
 GptqParams common_params(const QuantizedModel& qm) {
   QF_CHECK(!qm.linears.empty(), "the model has no quantized layers to write as GPTQ");
@@ -105,7 +104,7 @@ json gptq_config(const GptqParams& p, const std::vector<std::string>& float_laye
 // ---------------------------------------------------------------------------
 // Reading.
 
-GptqParams parse_params(const json& qc) {
+GptqParams parse_gptq_params(const json& qc) {
   GptqParams p;
   const std::string method = config_string(qc, "quant_method", "gptq");
   QF_CHECK(method == "gptq", "quantization_config \"quant_method\" is \"{}\", expected \"gptq\"", method);
@@ -272,7 +271,7 @@ QuantizedModel load_gptq_folder(const std::string& path) {
   std::string qc_file;
   const GptqParams p = with_context(config_file, [&] {
     const json qc = read_quantization_config(folder, config, &qc_file);
-    return with_context(qc_file, [&] { return parse_params(qc); });
+    return with_context(qc_file, [&] { return parse_gptq_params(qc); });
   });
   std::string weights_file;
   TensorPool pool(read_folder_tensors(folder, &weights_file));

@@ -39,6 +39,8 @@ inline constexpr int kLinearKinds = 8;
 // they share one smoothing vector and one activation quantizer.
 enum class InputSite { AttnIn = 0, AttnOut = 1, FfnIn = 2, FfnHidden = 3 };
 inline constexpr int kInputSites = 4;
+inline constexpr InputSite kAllInputSites[] = {InputSite::AttnIn, InputSite::AttnOut, InputSite::FfnIn,
+                                              InputSite::FfnHidden};
 
 // Simulated integer quantization of a linear layer's input (W8A8): the runtime
 // rounds the activations at a site to the integer grid before the matmul.

@@ -18,7 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // One row per layout: its name (CLI spelling and quant_method), reader and writer.
-struct Layout {
+struct FormatEntry {
   QuantizedFormat format;
   const char* name;
   QuantizedModel (*load)(const std::string&);
@@ -30,7 +30,7 @@ void save_gptq_v1(const std::string& dir, const QuantizedModel& qm, const tokeni
   save_gptq_folder(dir, qm, vocab, source);
 }
 
-constexpr std::array<Layout, 4> kLayouts = {{
+constexpr std::array<FormatEntry, 4> kLayouts = {{
     {QuantizedFormat::Qforge, "qforge", load_quantized_folder, save_quantized_folder},
     {QuantizedFormat::Gptq, "gptq", load_gptq_folder, save_gptq_v1},
     {QuantizedFormat::Awq, "awq", load_awq_folder, save_awq_folder},
@@ -38,8 +38,8 @@ constexpr std::array<Layout, 4> kLayouts = {{
      save_compressed_tensors_folder},
 }};
 
-const Layout& layout(QuantizedFormat f) {
-  for (const Layout& l : kLayouts)
+const FormatEntry& layout(QuantizedFormat f) {
+  for (const FormatEntry& l : kLayouts)
     if (l.format == f) return l;
   fail("unknown quantized format {}", static_cast<int>(f));
 }
@@ -55,12 +55,12 @@ std::string_view quantized_format_name(QuantizedFormat f) { return layout(f).nam
 
 std::string quantized_format_names() {
   std::string out;
-  for (const Layout& l : kLayouts) out += (out.empty() ? "" : ", ") + std::string(l.name);
+  for (const FormatEntry& l : kLayouts) out += (out.empty() ? "" : ", ") + std::string(l.name);
   return out;
 }
 
 QuantizedFormat parse_quantized_format(std::string_view name) {
-  for (const Layout& l : kLayouts)
+  for (const FormatEntry& l : kLayouts)
     if (name == l.name) return l.format;
   fail("unknown quantized checkpoint format '{}' (valid: {})", name, quantized_format_names());
 }
@@ -74,7 +74,7 @@ std::optional<QuantizedFormat> detect_quantized_format(const std::string& path) 
   if (!method) return has_autogptq_config(path) ? std::optional(QuantizedFormat::Gptq) : std::nullopt;
   const std::string config = (checkpoint_folder(path) / "config.json").string();
   QF_CHECK(!method->empty(), "{}: \"quantization_config\" must be an object with a string \"quant_method\"", config);
-  for (const Layout& l : kLayouts)
+  for (const FormatEntry& l : kLayouts)
     if (*method == l.name) return l.format;
   fail("{}: quantization_config.quant_method \"{}\" is not supported (readable: {})", config, *method,
        quantized_format_names());

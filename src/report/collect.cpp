@@ -58,7 +58,7 @@ double quantile(std::vector<float> v, double q) {
                                                 static_cast<double>(v.size() - 1)));
   return v[k];
 }
-double mean(const std::vector<float>& v) {
+double mean_of(const std::vector<float>& v) {
   double s = 0;
   for (float x : v) s += x;
   return v.empty() ? 0 : s / static_cast<double>(v.size());
@@ -181,12 +181,12 @@ ordered_json collect_report(const ReportOptions& o) {
     m["norms_match"] = unscaled;
     m["bits_per_weight"] = num(qparams ? 8.0 * static_cast<double>(qbytes) / static_cast<double>(qparams) : 0.0);
     m["bytes"] = qbytes;
-    m["summary"] = {{"kld_mean", num(mean(kld))},
+    m["summary"] = {{"kld_mean", num(mean_of(kld))},
                     {"kld_p99", num(quantile(kld, 0.99))},
                     {"kld_max", num(quantile(kld, 1.0))},
                     {"top1_agreement", num(static_cast<double>(agree) / static_cast<double>(top.size()))},
-                    {"perplexity", num(std::exp(mean(nll)))},
-                    {"baseline_perplexity", num(std::exp(mean(base_nll)))}};
+                    {"perplexity", num(std::exp(mean_of(nll)))},
+                    {"baseline_perplexity", num(std::exp(mean_of(base_nll)))}};
     m["kld"] = nums(kld);
     put_top(m, top, shown);
     ordered_json jl = ordered_json::array();

@@ -10,6 +10,7 @@
 #include "formats/strict_json.h"
 #include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
 
 namespace qf::tokenizer {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 using formats::quote;
 
-constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581
+using detail::kSpace;
 // The GPT-2 pre-tokenization regex as Hugging Face writes it in Split pre-tokenizers.
 constexpr std::string_view kGpt2Pattern =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";

@@ -15,6 +15,7 @@
 #include "formats/strict_json.h"
 #include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
 
 namespace qf::tokenizer {
 namespace {
@@ -22,7 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using formats::quote;
 
-constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581
+using detail::kSpace;
 
 std::string_view file_text(const MappedFile& file) {
   return {reinterpret_cast<const char*>(file.data()), file.size()};

@@ -12,7 +12,6 @@
 namespace qf::tokenizer::detail {
 namespace {
 
-constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
 constexpr std::string_view kUnkSurface = " \xE2\x81\x87 ";  // " U+2047 ", SentencePiece's default
 
 class SpmTokenizer final : public Tokenizer {

@@ -13,6 +13,9 @@
 
 namespace qf::tokenizer::detail {
 
+// U+2581, SentencePiece's visible space (also in HF Metaspace tokenizers).
+inline constexpr std::string_view kSpace = "\xE2\x96\x81";
+
 // Longest-match lookup of a fixed set of strings (user-defined tokens) at a
 // position of a text.
 class VerbatimMatcher {

@@ -21,9 +21,9 @@ using Layers = std::vector<std::vector<Candidate>>;
 using test::error_of;
 
 // splitmix64: the same instances with every standard library.
-class Rng {
+class SplitMix64 {
  public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
   uint64_t next() {
     uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -59,7 +59,7 @@ Allocation brute_force(const Layers& layers, double budget) {
 
 // Small integer costs and errors: sums are exact in double and ties common,
 // so the tie rule is exercised too.
-Layers random_instance(Rng& rng, int n_layers, int n_candidates) {
+Layers random_instance(SplitMix64& rng, int n_layers, int n_candidates) {
   Layers layers(static_cast<size_t>(n_layers));
   for (auto& layer : layers) {
     const int64_t n = 1 + rng.below(n_candidates);
@@ -80,7 +80,7 @@ double min_cost(const Layers& layers) {
 }
 
 TEST(BitAllocation, MatchesBruteForceOnIntegerInstances) {
-  Rng rng(1);
+  SplitMix64 rng(1);
   for (int seed = 0; seed < 300; ++seed) {
     const Layers layers = random_instance(rng, 6, 4);
     const double lo = min_cost(layers);
@@ -96,7 +96,7 @@ TEST(BitAllocation, MatchesBruteForceOnIntegerInstances) {
 }
 
 TEST(BitAllocation, NeverExceedsBudgetAndNearOptimalWithFractionalCosts) {
-  Rng rng(2);
+  SplitMix64 rng(2);
   for (int seed = 0; seed < 200; ++seed) {
     Layers layers(6);
     for (auto& layer : layers)
@@ -193,7 +193,7 @@ TEST(BitAllocation, RealisticLayersGetMonotoneBits) {
 
 TEST(BitAllocation, LargeTableIsFast) {
   // 1000 layers x 20000 steps, the documented scale (~40 MB of back-pointers).
-  Rng rng(3);
+  SplitMix64 rng(3);
   Layers layers(1000);
   for (auto& layer : layers)
     for (int b : {2, 3, 4, 8}) layer.push_back({b * (1.0 + rng.below(4)), std::pow(4.0, -b) * (1 + rng.below(100))});

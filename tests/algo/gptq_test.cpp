@@ -31,9 +31,9 @@ namespace {
 using quant::Scheme;
 
 // Normal numbers from Box-Muller on mt19937_64: the same on every standard library.
-class Rng {
+class NormalRng {
  public:
-  explicit Rng(uint64_t seed) : rng_(seed) {}
+  explicit NormalRng(uint64_t seed) : rng_(seed) {}
   double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
   float normal() {
     const double u1 = 1.0 - uniform(), u2 = uniform();
@@ -48,7 +48,7 @@ class Rng {
 // part plus noise), per-channel spreads e^U(-spread, spread), and a few
 // outlier channels 10x larger, as transformer activations have.
 std::vector<float> calibration_inputs(int64_t tokens, int64_t in, uint64_t seed, double spread = 0.5) {
-  Rng rng(seed);
+  NormalRng rng(seed);
   constexpr int64_t kLatent = 16;
   std::vector<float> mix(static_cast<size_t>(kLatent * in));
   for (auto& m : mix) m = rng.normal();
@@ -86,7 +86,7 @@ std::vector<double> hessian_of(const std::vector<float>& x, int64_t in) {
 }
 
 Tensor random_weights(int64_t out, int64_t in, uint64_t seed) {
-  Rng rng(seed);
+  NormalRng rng(seed);
   std::vector<float> w(static_cast<size_t>(out * in));
   for (auto& v : w) v = 0.05f * rng.normal();
   return Tensor::from_f32(w, {out, in});
@@ -369,7 +369,7 @@ TEST(Gptq, RaggedLastGroup) {
 TEST(Gptq, DISABLED_TimingGpt2Shapes) {
   for (const auto& [out, in] : {std::pair<int64_t, int64_t>{768, 3072}, {3072, 768}}) {
     // A Gram matrix of low rank plus a diagonal: cheap to build at this size, positive definite.
-    Rng rng(static_cast<uint64_t>(out));
+    NormalRng rng(static_cast<uint64_t>(out));
     std::vector<double> h(static_cast<size_t>(in * in), 0.0);
     std::vector<double> v(static_cast<size_t>(in));
     for (int k = 0; k < 32; ++k) {

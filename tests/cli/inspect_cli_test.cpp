@@ -21,8 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kStoriesFile = "stories260K/stories260K.bin";
-const std::string kStories = shared_data_path(kStoriesFile);
+const std::string kStories = shared_data_path(kStoriesModelFile);
 
 class InspectCli : public ::testing::Test {
  protected:
@@ -71,7 +70,7 @@ TEST_F(InspectCli, HostileFilesAreClearErrors) {
 }
 
 TEST_F(InspectCli, InspectsStories260K) {
-  QF_REQUIRE_SHARED_DATA(kStoriesFile);
+  QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
   const auto r = run_qforge("inspect " + kStories + " --json --scheme int8:channel,int4:g64 -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -107,7 +106,7 @@ TEST_F(InspectCli, InspectsStories260K) {
 }
 
 TEST_F(InspectCli, TextTableListsEveryScheme) {
-  QF_REQUIRE_SHARED_DATA(kStoriesFile);
+  QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
   const auto r = run_qforge("inspect " + kStories + " --brief --scheme int8:channel --scheme nf4:g64");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("260032 parameters"), std::string::npos) << r.out;

@@ -15,17 +15,15 @@ namespace qf::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kModelFile = "stories260K/stories260K.bin";
-const std::string kTextFile = "stories260K/tinystories_valid_sample_30KB.txt";
 
 class ModelCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    QF_REQUIRE_SHARED_DATA(kModelFile);
-    QF_REQUIRE_SHARED_DATA(kTextFile);
+    QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
+    QF_REQUIRE_SHARED_DATA(kStoriesTextFile);
     QF_REQUIRE_SHARED_DATA("stories260K/tok512.model");
-    model_ = shared_data_path(kModelFile);
-    text_ = shared_data_path(kTextFile);
+    model_ = shared_data_path(kStoriesModelFile);
+    text_ = shared_data_path(kStoriesTextFile);
     dir_ = fs::temp_directory_path() / ("qf_model_cli_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
   }

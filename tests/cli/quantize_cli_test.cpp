@@ -21,8 +21,6 @@ namespace qf::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kModelFile = "stories260K/stories260K.bin";
-const std::string kTextFile = "stories260K/tinystories_valid_sample_30KB.txt";
 
 class QuantizeCli : public ::testing::Test {
  protected:
@@ -33,13 +31,13 @@ class QuantizeCli : public ::testing::Test {
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
   void SetUp() override {
-    QF_REQUIRE_SHARED_DATA(kModelFile);
-    QF_REQUIRE_SHARED_DATA(kTextFile);
+    QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
+    QF_REQUIRE_SHARED_DATA(kStoriesTextFile);
     QF_REQUIRE_SHARED_DATA("stories260K/tok512.model");
-    model_ = shared_data_path(kModelFile);
+    model_ = shared_data_path(kStoriesModelFile);
     if (!fs::exists(dir_ / "calib.txt")) {
       // First half of the lines for calibration, second half for evaluation.
-      std::istringstream all(read_file(shared_data_path(kTextFile)));
+      std::istringstream all(read_file(shared_data_path(kStoriesTextFile)));
       std::vector<std::string> lines;
       for (std::string line; std::getline(all, line);) lines.push_back(line);
       std::ofstream calib(dir_ / "calib.txt", std::ios::binary), eval(dir_ / "eval.txt", std::ios::binary);

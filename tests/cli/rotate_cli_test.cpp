@@ -18,7 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kStoriesFile = "stories260K/stories260K.bin";
 
 class RotateCli : public ::testing::Test {
  protected:
@@ -46,8 +45,8 @@ double ffn_hidden_kurtosis(const std::string& model_args, const std::string& tex
 }
 
 TEST_F(RotateCli, RotatedFolderEvaluatesAndShowsTheKurtosisDrop) {
-  QF_REQUIRE_SHARED_DATA(kStoriesFile);
-  const std::string stories = shared_data_path(kStoriesFile), out = path("rot");
+  QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
+  const std::string stories = shared_data_path(kStoriesModelFile), out = path("rot");
   const auto q = run_qforge("quantize " + stories + " -o " + out + " --weights int8:channel --rotate hadamard --seed 3 -t 1");
   ASSERT_EQ(q.exit_code, 0) << q.err;
   EXPECT_NE(q.out.find("rotation     hadamard (seed 3)"), std::string::npos) << q.out;
@@ -76,7 +75,7 @@ TEST_F(RotateCli, RotatedFolderEvaluatesAndShowsTheKurtosisDrop) {
 }
 
 TEST_F(RotateCli, BadInputGivesOneClearLine) {
-  const std::string stories = shared_data_path(kStoriesFile);
+  const std::string stories = shared_data_path(kStoriesModelFile);
   expect_one_line_error("quantize " + stories + " -o " + path("a") + " --rotate givens", "--rotate");
   expect_one_line_error("quantize " + stories + " -o " + path("a") + " --format gptq --rotate hadamard",
                         "online Hadamard");
@@ -96,8 +95,8 @@ TEST_F(RotateCli, BadInputGivesOneClearLine) {
 // --rotate-steps: the learned matrices go into the folder as dense online
 // transforms, the folder says how they were learned, and it evaluates.
 TEST_F(RotateCli, LearnedRotationTravelsInTheFolder) {
-  QF_REQUIRE_SHARED_DATA(kStoriesFile);
-  const std::string stories = shared_data_path(kStoriesFile), out = path("learned");
+  QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
+  const std::string stories = shared_data_path(kStoriesModelFile), out = path("learned");
   const auto q = run_qforge("quantize " + stories + " -o " + out + " --weights int4:g32 --acts int4 --rotate hadamard "
                             "--rotate-steps 10 --rotate-lr 0.2 --calib " + path("text.txt") +
                             " --calib-samples 4 --calib-seqlen 64 --seed 3 -t 1");
@@ -118,8 +117,8 @@ TEST_F(RotateCli, LearnedRotationTravelsInTheFolder) {
 }
 
 TEST_F(RotateCli, OfflineRotationExportsAsGptq) {
-  QF_REQUIRE_SHARED_DATA(kStoriesFile);
-  const auto q = run_qforge("quantize " + shared_data_path(kStoriesFile) + " -o " + path("g") +
+  QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
+  const auto q = run_qforge("quantize " + shared_data_path(kStoriesModelFile) + " -o " + path("g") +
                             " --format gptq --weights int8:g32 --rotate hadamard-offline -t 1");
   EXPECT_EQ(q.exit_code, 0) << q.err;
 }

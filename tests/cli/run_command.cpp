@@ -9,17 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "file_text.h"
+
 namespace qf::test {
-namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 CommandResult run_qforge(const std::string& args) {
   static int counter = 0;
@@ -30,8 +22,8 @@ CommandResult run_qforge(const std::string& args) {
   const int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = read_file(out);
+  r.err = read_file(err);
   std::filesystem::remove(out);
   std::filesystem::remove(err);
   return r;

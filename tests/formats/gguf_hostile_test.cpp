@@ -17,7 +17,7 @@ namespace {
 
 using namespace qf::formats::testing;
 
-constexpr const char* kName = "hostile.gguf";
+constexpr const char* kHostileGguf = "hostile.gguf";
 
 // Little-endian GGUF pieces, appended in order.
 class Builder {
@@ -73,8 +73,8 @@ class Builder {
 };
 
 void expect_rejected(const Builder& b, std::initializer_list<std::string_view> fragments) {
-  expect_error([&] { (void)parse_gguf(b.bytes(), kName); }, fragments);
-  expect_error([&] { (void)parse_gguf(b.bytes(), kName); }, {kName});
+  expect_error([&] { (void)parse_gguf(b.bytes(), kHostileGguf); }, fragments);
+  expect_error([&] { (void)parse_gguf(b.bytes(), kHostileGguf); }, {kHostileGguf});
 }
 
 // A valid file: one F32 tensor [2, 4] (ggml dims {4, 2}) of 32 bytes.
@@ -85,7 +85,7 @@ Builder valid() {
 }
 
 TEST(GgufHostile, TheBaselineIsValid) {
-  const GgufContents c = parse_gguf(valid().bytes(), kName);
+  const GgufContents c = parse_gguf(valid().bytes(), kHostileGguf);
   ASSERT_EQ(c.tensors.size(), 1u);
   EXPECT_EQ(c.tensors[0].shape, (Shape{2, 4}));
   EXPECT_EQ(c.tensor(c.tensors[0]).nbytes(), 32u);
@@ -128,7 +128,7 @@ TEST(GgufHostile, UnsupportedVersion) {
 TEST(GgufHostile, VersionTwoIsRead) {
   Builder b;
   b.header(1, 0, 2).tensor("w", {4}, 0, 0).pad().data(16);
-  EXPECT_EQ(parse_gguf(b.bytes(), kName).version, 2u);
+  EXPECT_EQ(parse_gguf(b.bytes(), kHostileGguf).version, 2u);
 }
 
 TEST(GgufHostile, AbsurdTensorCount) {
@@ -307,7 +307,7 @@ TEST(GgufHostile, TruncatedInTheMiddleOfAValue) {
   for (size_t n = 0; n < full.size(); ++n) {
     SCOPED_TRACE(n);
     const Bytes cut(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
-    expect_error([&] { (void)parse_gguf(cut, kName); }, {kName});
+    expect_error([&] { (void)parse_gguf(cut, kHostileGguf); }, {kHostileGguf});
   }
   Builder b;
   b.header(0, 1).str("k").u32(6).raw("ab");

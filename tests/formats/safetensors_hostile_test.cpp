@@ -13,11 +13,11 @@ namespace {
 
 using namespace qf::formats::testing;
 
-constexpr const char* kName = "hostile.safetensors";
+constexpr const char* kHostileSafetensors = "hostile.safetensors";
 
 void expect_rejected(const Bytes& bytes, std::initializer_list<std::string_view> fragments) {
-  expect_error([&] { parse_safetensors(bytes, kName); }, {kName});
-  expect_error([&] { parse_safetensors(bytes, kName); }, fragments);
+  expect_error([&] { parse_safetensors(bytes, kHostileSafetensors); }, {kHostileSafetensors});
+  expect_error([&] { parse_safetensors(bytes, kHostileSafetensors); }, fragments);
 }
 
 // One well-formed U8 [4] entry with the given fields replaced.
@@ -178,7 +178,7 @@ TEST(SafetensorsHostile, MetadataNotAStringMap) {
 TEST(SafetensorsHostile, MessagesStayOneBoundedLine) {
   // Names come from the file: escaped and cut, so the CLI's one-line error holds.
   try {
-    parse_safetensors(safetensors_bytes("{\"a\\nb\":" + entry(R"("F4")") + "}", 4), kName);
+    parse_safetensors(safetensors_bytes("{\"a\\nb\":" + entry(R"("F4")") + "}", 4), kHostileSafetensors);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
@@ -188,7 +188,7 @@ TEST(SafetensorsHostile, MessagesStayOneBoundedLine) {
   const std::string unterminated = "{\"" + long_name;
   for (const auto& header : {"{\"" + long_name + "\":" + entry(R"("F4")") + "}", unterminated}) {
     try {
-      parse_safetensors(safetensors_bytes(header, 4), kName);
+      parse_safetensors(safetensors_bytes(header, 4), kHostileSafetensors);
       ADD_FAILURE() << "no error";
     } catch (const Error& e) {
       EXPECT_LT(std::string(e.what()).size(), 1000u);

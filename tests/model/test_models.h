@@ -188,4 +188,12 @@ inline Model random_gpt2_model(const Gpt2Dims& d, uint64_t seed, const std::stri
                      random_gpt2_tensors(d, seed), source);
 }
 
+// The default Llama dims cut to two layers: the runtime and training tests'
+// model (two layers show what passes between blocks, and stay fast).
+inline Model two_layer_llama_model(uint64_t seed) {
+  LlamaDims d;
+  d.layers = 2;
+  return random_llama_model(d, seed);
+}
+
 }  // namespace qf::model::testing

@@ -18,7 +18,7 @@ namespace qf::quant {
 namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kFloatInf = std::numeric_limits<float>::infinity();
 
 std::vector<uint8_t> unpacked_codes(const QuantizedTensor& q) {
   std::vector<uint8_t> all;
@@ -131,7 +131,7 @@ TEST(FP8, E4M3MatchesOcpTable) {
   EXPECT_EQ(cb.encode(std::ldexp(1.0f, -9)), 0x01);  // smallest subnormal
   EXPECT_EQ(cb.encode(500.0f), 0x7E);                // saturates
   EXPECT_EQ(cb.encode(-500.0f), 0xFE);
-  EXPECT_EQ(cb.encode(kInf), 0x7E);
+  EXPECT_EQ(cb.encode(kFloatInf), 0x7E);
   EXPECT_EQ(cb.encode(kNaN), 0x7F);
   EXPECT_EQ(cb.encode(-kNaN), 0xFF);
   EXPECT_TRUE(std::isnan(cb.value(0x7F)));
@@ -159,8 +159,8 @@ TEST(FP8, E5M2MatchesOcpTable) {
   EXPECT_EQ(cb.encode(57344.0f), 0x7B);
   EXPECT_EQ(cb.encode(1.0f), 0x3C);
   EXPECT_EQ(cb.encode(-1.0f), 0xBC);
-  EXPECT_EQ(cb.encode(kInf), 0x7B);  // saturates
-  EXPECT_EQ(cb.encode(-kInf), 0xFB);
+  EXPECT_EQ(cb.encode(kFloatInf), 0x7B);  // saturates
+  EXPECT_EQ(cb.encode(-kFloatInf), 0xFB);
   EXPECT_EQ(cb.encode(1e6f), 0x7B);
   EXPECT_TRUE(std::isnan(cb.value(cb.encode(kNaN))));
   EXPECT_EQ(cb.encode(std::ldexp(1.0f, -16)), 0x01);  // smallest subnormal

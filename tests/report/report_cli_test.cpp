@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "file_text.h"
 #include "run_command.h"
 #include "shared_data.h"
 
@@ -25,13 +26,6 @@ namespace fs = std::filesystem;
 const std::string kStories = "stories260K/stories260K.bin";
 const std::string kText = "stories260K/tinystories_valid_sample_30KB.txt";
 const fs::path kJsDir = fs::path(QF_SOURCE_DIR) / "tests" / "report_js";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Why the browser check cannot run here, or "" when it can.
 std::string browser_missing() {
@@ -80,9 +74,9 @@ TEST(ReportCli, StoriesReportInChromiumAgreesWithItsJson) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find(html.string()), std::string::npos) << r.out;
 
-  const std::string page = slurp(html);
+  const std::string page = read_file(html);
   EXPECT_LT(page.size(), 5u << 20) << "the stories260K report should stay under 5 MB";
-  const auto data = nlohmann::json::parse(slurp(json));
+  const auto data = nlohmann::json::parse(read_file(json));
   ASSERT_EQ(data["models"].size(), 3u);
   EXPECT_EQ(data["models"][0]["name"], "int4-rtn");
   EXPECT_EQ(data["models"][1]["method"], "gptq");
@@ -157,16 +151,16 @@ TEST(ReportCli, BadInputsFailWithOneLine) {
 // package's file, byte for byte, at the version package-lock.json pins.
 TEST(ReportAssets, UplotCopyIsThePinnedNpmFile) {
   const fs::path assets = fs::path(QF_SOURCE_DIR) / "src" / "report" / "assets";
-  const std::string ours = slurp(assets / "uPlot.iife.min.js");
-  const auto lock = nlohmann::json::parse(slurp(kJsDir / "package-lock.json"));
+  const std::string ours = read_file(assets / "uPlot.iife.min.js");
+  const auto lock = nlohmann::json::parse(read_file(kJsDir / "package-lock.json"));
   const std::string version = lock["packages"]["node_modules/uplot"]["version"];
   EXPECT_EQ(lock["packages"][""]["dependencies"]["uplot"], version) << "package.json must pin uplot exactly (npm i -E)";
   EXPECT_NE(ours.find("(v" + version + ")"), std::string::npos) << "the committed copy's header names another version";
   const fs::path npm = kJsDir / "node_modules" / "uplot" / "dist";
   if (!fs::exists(npm / "uPlot.iife.min.js")) GTEST_SKIP() << "run npm ci --prefix tests/report_js to compare the bytes";
-  EXPECT_TRUE(ours == slurp(npm / "uPlot.iife.min.js")) << "src/report/assets/uPlot.iife.min.js differs from npm's";
-  EXPECT_TRUE(slurp(assets / "uPlot.min.css") == slurp(npm / "uPlot.min.css"));
-  EXPECT_TRUE(slurp(assets / "uPlot.LICENSE") == slurp(kJsDir / "node_modules" / "uplot" / "LICENSE"));
+  EXPECT_TRUE(ours == read_file(npm / "uPlot.iife.min.js")) << "src/report/assets/uPlot.iife.min.js differs from npm's";
+  EXPECT_TRUE(read_file(assets / "uPlot.min.css") == read_file(npm / "uPlot.min.css"));
+  EXPECT_TRUE(read_file(assets / "uPlot.LICENSE") == read_file(kJsDir / "node_modules" / "uplot" / "LICENSE"));
 }
 
 }  // namespace

@@ -26,21 +26,6 @@ namespace {
 
 using model::Model;
 
-Model llama_model(uint64_t seed) {
-  model::testing::LlamaDims d;
-  d.layers = 2;
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::llama_config_json(d)), "mem"),
-      model::testing::random_llama_tensors(d, seed), "mem");
-}
-
-Model gpt2_model(uint64_t seed) {
-  const model::testing::Gpt2Dims d;
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::gpt2_config_json(d)), "mem"),
-      model::testing::random_gpt2_tensors(d, seed), "mem");
-}
-
 float max_rel_diff(const float* a, const float* b, int64_t n) {
   float scale = 1.0f, worst = 0.0f;
   for (int64_t i = 0; i < n; ++i) scale = std::max(scale, std::fabs(b[i]));
@@ -93,13 +78,13 @@ void check_batched_equals_separate(const Model& m, int K, int steps, const std::
 
 TEST(BatchDecode, EqualsSeparateForwardsOnRandomModels) {
   for (int K : {1, 3, 8}) {
-    check_batched_equals_separate(llama_model(11), K, 4, "llama K=" + std::to_string(K));
-    check_batched_equals_separate(gpt2_model(12), K, 4, "gpt2 K=" + std::to_string(K));
+    check_batched_equals_separate(model::testing::two_layer_llama_model(11), K, 4, "llama K=" + std::to_string(K));
+    check_batched_equals_separate(model::testing::random_gpt2_model({}, 12), K, 4, "gpt2 K=" + std::to_string(K));
   }
 }
 
 TEST(BatchDecode, EqualsSeparateForwardsOnPackedInt4) {
-  for (const Model& m : {llama_model(21), gpt2_model(22)}) {
+  for (const Model& m : {model::testing::two_layer_llama_model(21), model::testing::random_gpt2_model({}, 22)}) {
     const Model packed = model::rtn_packed_model(m, quant::Scheme::parse("int4:g32"), /*head=*/true, 1);
     check_batched_equals_separate(packed, 5, 3, m.config.model_type + " int4:g32");
   }
@@ -112,7 +97,7 @@ TEST(BatchDecode, EqualsSeparateForwardsOnStories260K) {
 }
 
 TEST(BatchDecode, BadBatchesThrowAndLeaveCachesUnchanged) {
-  const Model m = llama_model(31);
+  const Model m = model::testing::two_layer_llama_model(31);
   Runtime rt(m, {.n_threads = 1, .context = 8});
   KVCache a = rt.new_cache(), b = rt.new_cache();
   const std::vector<int32_t> prompt = {1, 2, 3};

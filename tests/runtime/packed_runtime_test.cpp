@@ -36,20 +36,8 @@ namespace {
 using model::Model;
 using model::QuantizedModel;
 
-Model llama_model(uint64_t seed) {
-  model::testing::LlamaDims d;  // hidden 64, intermediate 96: ragged for g64
-  d.layers = 2;
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::llama_config_json(d)), "mem"),
-      model::testing::random_llama_tensors(d, seed), "mem");
-}
-
-Model gpt2_model(uint64_t seed) {
-  const model::testing::Gpt2Dims d;  // hidden 48: not a multiple of 32 or 64
-  return model::build_model(
-      model::ModelConfig::from_hf_json(nlohmann::json::parse(model::testing::gpt2_config_json(d)), "mem"),
-      model::testing::random_gpt2_tensors(d, seed), "mem");
-}
+// The test models' default dims are ragged for the groups used here: Llama
+// hidden 64 and intermediate 96 for g64, GPT-2 hidden 48 for g32 and g64.
 
 // Every block linear RTN-quantized with `spec`; float weights dropped.
 QuantizedModel quantize_all(const Model& m, const std::string& spec) {
@@ -97,7 +85,7 @@ const std::vector<std::string> kSchemes = {"int8:channel", "int8:g64:f16scale", 
                                            "int3:g16"};
 
 TEST(PackedRuntime, MatchesDequantizedModelForEverySchemeAndTarget) {
-  for (const Model& m : {llama_model(3), gpt2_model(4)}) {
+  for (const Model& m : {model::testing::two_layer_llama_model(3), model::testing::random_gpt2_model({}, 4)}) {
     for (const std::string& spec : kSchemes) {
       const QuantizedModel qm = quantize_all(m, spec);
       std::vector<std::string> fallbacks;
@@ -119,7 +107,7 @@ TEST(PackedRuntime, MatchesDequantizedModelForEverySchemeAndTarget) {
 }
 
 TEST(PackedRuntime, SchemesWithoutKernelsFallBackToFloat) {
-  const Model m = llama_model(5);
+  const Model m = model::testing::two_layer_llama_model(5);
   std::string why;
   EXPECT_FALSE(model::kernels_support(quant::Scheme::parse("nf4:g64"), 64, &why));
   EXPECT_NE(why.find("integer"), std::string::npos) << why;
@@ -138,7 +126,7 @@ TEST(PackedRuntime, SchemesWithoutKernelsFallBackToFloat) {
 
 // A packed model holds about what the quantized tensors hold, far less than fp32.
 TEST(PackedRuntime, ResidentWeightBytesAreTheQuantizedSize) {
-  const Model m = llama_model(6);
+  const Model m = model::testing::two_layer_llama_model(6);
   const QuantizedModel qm = quantize_all(m, "int4:g32");
   size_t stored = 0, fp32 = 0;
   for (const auto& ql : qm.linears) {
@@ -155,7 +143,7 @@ TEST(PackedRuntime, ResidentWeightBytesAreTheQuantizedSize) {
 // Dynamic per-token int8 activations (SmoothQuant's W8A8) run on the int8
 // kernels: the same numbers as the float simulation of the same model.
 TEST(PackedRuntime, DynamicInt8SitesReproduceTheSimulation) {
-  for (const Model& base : {llama_model(7), gpt2_model(8)}) {
+  for (const Model& base : {model::testing::two_layer_llama_model(7), model::testing::random_gpt2_model({}, 8)}) {
     QuantizedModel qm = quantize_all(base, "int8:channel");
     for (model::LayerWeights& L : qm.model.layers)
       for (auto& a : L.act) a = {.mode = model::ActQuantMode::DynamicToken, .bits = 8, .symmetric = true};
@@ -169,7 +157,7 @@ TEST(PackedRuntime, DynamicInt8SitesReproduceTheSimulation) {
 
 // --int8-acts on a weight-only model: close to, but not the same as, float activations.
 TEST(PackedRuntime, Int8ActivationsStayCloseToFloat) {
-  const Model m = llama_model(9);
+  const Model m = model::testing::two_layer_llama_model(9);
   const Model packed = model::packed_model(quantize_all(m, "int4:g32"));
   const std::vector<float> f = run(packed, {});
   const std::vector<float> q = run(packed, {.int8_activations = true});
@@ -179,7 +167,7 @@ TEST(PackedRuntime, Int8ActivationsStayCloseToFloat) {
 
 // bench --types packs an untied head too; it must compute what its dequantized copy does.
 TEST(PackedRuntime, PackedHeadMatchesItsDequantizedCopy) {
-  const Model m = llama_model(10);
+  const Model m = model::testing::two_layer_llama_model(10);
   ASSERT_FALSE(m.config.tie_embeddings);
   const quant::Scheme s = quant::Scheme::parse("int4:g32");
   const Model packed = model::rtn_packed_model(m, s, /*head=*/true, 2);
@@ -192,7 +180,7 @@ TEST(PackedRuntime, PackedHeadMatchesItsDequantizedCopy) {
 
 // A packed matrix of the wrong shape is refused before the kernels could write past a buffer.
 TEST(PackedRuntime, PackedShapesAreChecked) {
-  const Model m = llama_model(11);
+  const Model m = model::testing::two_layer_llama_model(11);
   Model packed = model::packed_model(quantize_all(m, "int8:channel"));
   packed.layers[1].packed[static_cast<size_t>(model::LinearKind::Q)] =
       packed.layers[1].packed[static_cast<size_t>(model::LinearKind::Up)];
@@ -206,12 +194,12 @@ TEST(PackedRuntime, PackedShapesAreChecked) {
 
 // --- the real stories260K ---------------------------------------------------
 
-const std::string kDir = std::string(QF_SHARED_DATA) + "/stories260K";
+const std::string kStoriesDir = std::string(QF_SHARED_DATA) + "/stories260K";
 
 std::vector<eval::Window> story_windows() {
   sentencepiece::SentencePieceProcessor sp;
-  EXPECT_TRUE(sp.Load(kDir + "/tok512.model").ok());
-  std::ifstream f(kDir + "/tinystories_valid_sample_30KB.txt", std::ios::binary);
+  EXPECT_TRUE(sp.Load(kStoriesDir + "/tok512.model").ok());
+  std::ifstream f(kStoriesDir + "/tinystories_valid_sample_30KB.txt", std::ios::binary);
   std::stringstream all;
   all << f.rdbuf();
   std::vector<eval::Window> windows;
@@ -230,7 +218,7 @@ std::vector<eval::Window> story_windows() {
 TEST(PackedRuntimeStories, SamePerplexityAndGreedyTextAsTheDequantizedPath) {
   QF_REQUIRE_SHARED_DATA("stories260K/stories260K.bin");
   QF_REQUIRE_SHARED_DATA("stories260K/tinystories_valid_sample_30KB.txt");
-  const Model m = model::load_model(kDir + "/stories260K.bin");
+  const Model m = model::load_model(kStoriesDir + "/stories260K.bin");
   const std::vector<eval::Window> windows = story_windows();
   for (const std::string spec : {"int8:channel", "int4:g32", "int3:g64:asym"}) {
     const QuantizedModel qm = quantize_all(m, spec);

@@ -6,6 +6,10 @@
 
 namespace qf::test {
 
+// The real model and evaluation text most tests use, relative to the shared data.
+inline const std::string kStoriesModelFile = "stories260K/stories260K.bin";
+inline const std::string kStoriesTextFile = "stories260K/tinystories_valid_sample_30KB.txt";
+
 // QF_SHARED_DATA + "/" + relative.
 std::string shared_data_path(const std::string& relative);
 bool shared_data_exists(const std::string& relative);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "file_text.h"
 #include "shared_data.h"
 #include <unistd.h>
 
@@ -60,14 +61,16 @@ inline std::string check_shared_files(const std::vector<std::string>& relative, 
     if (!qf_why_.empty()) GTEST_SKIP() << qf_why_;                                   \
   } while (0)
 
-inline std::string data_path(const std::string& rel) { return shared_data() + "/" + rel; }
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Appended in place: GCC 12 warns falsely (-Warray-bounds) on a + "/" + b here
+// once this header shares a translation unit with others (unity builds).
+inline std::string data_path(const std::string& rel) {
+  std::string path = shared_data();
+  path += '/';
+  path += rel;
+  return path;
 }
+
+using ::qf::test::read_file;  // tests/support/file_text.h
 
 // Lines of a text file (without '\n'), optionally only non-empty ones, at most `limit`.
 inline std::vector<std::string> read_lines(const std::string& path, bool non_empty, size_t limit = SIZE_MAX,

@@ -23,14 +23,6 @@ namespace {
 
 using model::testing::Rng;
 
-model::Model llama_model() {
-  model::testing::LlamaDims d;  // 4 query heads over 2 kv heads (GQA), biases, RoPE
-  d.layers = 2;
-  return model::testing::random_llama_model(d, 7);
-}
-
-model::Model gpt2_model() { return model::testing::random_gpt2_model({}, 11); }
-
 // The model's own weights as [out, in] matrices, set into the network.
 struct Weights {
   std::vector<std::vector<float>> w;
@@ -108,8 +100,8 @@ void check_logits_match_runtime(const model::Model& m) {
   }
 }
 
-TEST(TrainNetwork, LlamaLogitsMatchRuntime) { check_logits_match_runtime(llama_model()); }
-TEST(TrainNetwork, Gpt2LogitsMatchRuntime) { check_logits_match_runtime(gpt2_model()); }
+TEST(TrainNetwork, LlamaLogitsMatchRuntime) { check_logits_match_runtime(model::testing::two_layer_llama_model(7)); }
+TEST(TrainNetwork, Gpt2LogitsMatchRuntime) { check_logits_match_runtime(model::testing::random_gpt2_model({}, 11)); }
 
 TEST(TrainNetwork, Stories260KLogitsMatchRuntime) {
   QF_REQUIRE_SHARED_DATA("stories260K/stories260K.bin");
@@ -151,11 +143,11 @@ void check_block_gradients(const model::Model& m, int64_t layer) {
   EXPECT_EQ(checked, static_cast<int>(model::block_linears(m.config, layer).size()));
 }
 
-TEST(TrainNetwork, LlamaBlockGradientsGqaRope) { check_block_gradients(llama_model(), 1); }
-TEST(TrainNetwork, Gpt2BlockGradients) { check_block_gradients(gpt2_model(), 0); }
+TEST(TrainNetwork, LlamaBlockGradientsGqaRope) { check_block_gradients(model::testing::two_layer_llama_model(7), 1); }
+TEST(TrainNetwork, Gpt2BlockGradients) { check_block_gradients(model::testing::random_gpt2_model({}, 11), 0); }
 
 TEST(TrainNetwork, SlidingWindowBlockGradients) {
-  model::Model m = llama_model();
+  model::Model m = model::testing::two_layer_llama_model(7);
   m.config.sliding_window = 3;
   check_block_gradients(m, 0);
 }
@@ -187,8 +179,8 @@ void check_model_kl_gradients(const model::Model& m) {
   }
 }
 
-TEST(TrainNetwork, LlamaModelKlGradients) { check_model_kl_gradients(llama_model()); }
-TEST(TrainNetwork, Gpt2ModelKlGradients) { check_model_kl_gradients(gpt2_model()); }
+TEST(TrainNetwork, LlamaModelKlGradients) { check_model_kl_gradients(model::testing::two_layer_llama_model(7)); }
+TEST(TrainNetwork, Gpt2ModelKlGradients) { check_model_kl_gradients(model::testing::random_gpt2_model({}, 11)); }
 
 TEST(TrainNetwork, KlLossGradient) {
   const int64_t rows = 3, V = 17;
@@ -231,7 +223,7 @@ TEST(TrainNetwork, KlLossGradient) {
 }
 
 TEST(TrainNetwork, Int8ActivationsChangeTheForwardOnly) {
-  const model::Model m = llama_model();
+  const model::Model m = model::testing::two_layer_llama_model(7);
   Network exact(m, {.n_threads = 1});
   Network w8a8(m, {.n_threads = 1, .int8_activations = true});
   Weights we(m, exact), wq(m, w8a8);

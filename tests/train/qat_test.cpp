@@ -20,14 +20,6 @@
 namespace qf::train {
 namespace {
 
-model::Model llama_model() {
-  model::testing::LlamaDims d;
-  d.layers = 2;
-  return model::testing::random_llama_model(d, 7);
-}
-
-model::Model gpt2_model() { return model::testing::random_gpt2_model({}, 11); }
-
 // Text with structure a model can fit: a repeated random phrase with noise.
 std::vector<int32_t> tokens(int32_t vocab) {
   model::testing::Rng r(3);
@@ -100,13 +92,13 @@ void check_trains(const model::Model& m, bool blockwise) {
   EXPECT_LT(qat, (blockwise ? 0.9 : 0.8) * rtn) << "QAT " << qat << " vs RTN " << rtn;
 }
 
-TEST(TrainQat, LlamaEndToEnd) { check_trains(llama_model(), false); }
-TEST(TrainQat, Gpt2EndToEnd) { check_trains(gpt2_model(), false); }
-TEST(TrainQat, LlamaBlockwise) { check_trains(llama_model(), true); }
-TEST(TrainQat, Gpt2Blockwise) { check_trains(gpt2_model(), true); }
+TEST(TrainQat, LlamaEndToEnd) { check_trains(model::testing::two_layer_llama_model(7), false); }
+TEST(TrainQat, Gpt2EndToEnd) { check_trains(model::testing::random_gpt2_model({}, 11), false); }
+TEST(TrainQat, LlamaBlockwise) { check_trains(model::testing::two_layer_llama_model(7), true); }
+TEST(TrainQat, Gpt2Blockwise) { check_trains(model::testing::random_gpt2_model({}, 11), true); }
 
 TEST(TrainQat, StopFlagEndsTrainingWithAnError) {
-  const model::Model m = llama_model();
+  const model::Model m = model::testing::two_layer_llama_model(7);
   std::atomic<bool> stop{false};
   QatOptions o;
   o.weights = quant::Scheme::parse("int4:g32");
@@ -126,7 +118,7 @@ TEST(TrainQat, StopFlagEndsTrainingWithAnError) {
 }
 
 TEST(TrainQat, RejectsBadOptions) {
-  const model::Model m = llama_model();
+  const model::Model m = model::testing::two_layer_llama_model(7);
   QatOptions o;
   o.weights = quant::Scheme::parse("nf4");
   const auto toks = tokens(static_cast<int32_t>(m.config.vocab_size));
