@@ -15,7 +15,6 @@ using model::LinearLayer;
 
 namespace {
 
-
 double output_mse(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
   double s = 0.0;
   int64_t n = 0;

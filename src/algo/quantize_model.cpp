@@ -65,7 +65,6 @@ int64_t QuantizeReport::quantized_weights() const {
 
 namespace {
 
-
 struct LayerPlan {
   LinearLayer layer;
   quant::Scheme scheme;

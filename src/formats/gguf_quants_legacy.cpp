@@ -16,7 +16,6 @@ namespace {
 
 constexpr size_t kQK32 = 32;
 
-
 // Importance weights of a block as the _impl encoders use them: the
 // imatrix weight times sqrt(sigma^2 + x^2), sigma^2 the row's mean square.
 void block_weights(std::span<const float> x, std::span<const float> qw, float sigma2, float* out) {

@@ -26,7 +26,6 @@ using nlohmann::json;
 constexpr int kBits = 4;
 constexpr int64_t kPack = 8;  // codes per int32 word
 
-
 bool packable(const LinearLayer& l, int64_t group_size) {
   return l.out_features % kPack == 0 && (group_size == -1 || l.in_features % group_size == 0);
 }

@@ -35,7 +35,6 @@ bool packable(const LinearLayer& l, int bits) {
   return (l.in_features * bits) % 32 == 0 && (l.out_features * bits) % 32 == 0;
 }
 
-
 GptqParams common_params(const QuantizedModel& qm) {
   QF_CHECK(!qm.linears.empty(), "the model has no quantized layers to write as GPTQ");
   const quant::Scheme& first = qm.linears.front().weight.scheme;

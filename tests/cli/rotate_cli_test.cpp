@@ -18,7 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 class RotateCli : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -1,10 +1,10 @@
 // qforge train-qat on the real stories260K model, as a user runs it: the
 // output is a quantized folder eval reads, runs are byte-identical for a seed
-// (also on 2 threads), a diverging run and an interrupted one write nothing,
-// schemes and checkpoints it cannot train are refused in one line, and on the
-// docs/results.md protocol (train on the first half of the TinyStories lines,
-// evaluate on the second half against fp32) QAT beats GPTQ by the factors
-// docs/results.md reports.
+// and thread count (and close across thread counts), a diverging run and an
+// interrupted one write nothing, schemes and checkpoints it cannot train are
+// refused in one line, and on the docs/results.md protocol (train on the first
+// half of the TinyStories lines, evaluate on the second half against fp32) QAT
+// beats GPTQ by the factors docs/results.md reports.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
@@ -24,20 +24,18 @@ namespace qf::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kModelFile = "stories260K/stories260K.bin";
-const std::string kTextFile = "stories260K/tinystories_valid_sample_30KB.txt";
 
 class TrainQatCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    QF_REQUIRE_SHARED_DATA(kModelFile);
-    QF_REQUIRE_SHARED_DATA(kTextFile);
+    QF_REQUIRE_SHARED_DATA(kStoriesModelFile);
+    QF_REQUIRE_SHARED_DATA(kStoriesTextFile);
     dir_ = fs::temp_directory_path() / ("qf_train_qat_" + std::to_string(::getpid()) + "_" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     // The first half of the lines trains, the second half evaluates (scripts/quantize_table.sh).
-    std::istringstream in(read_file(shared_data_path(kTextFile)));
+    std::istringstream in(read_file(shared_data_path(kStoriesTextFile)));
     std::vector<std::string> lines;
     for (std::string l; std::getline(in, l);) lines.push_back(l);
     std::ofstream a(dir_ / "calib.txt"), b(dir_ / "eval.txt");
@@ -45,7 +43,7 @@ class TrainQatCli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::string model() const { return shared_data_path(kModelFile); }
+  std::string model() const { return shared_data_path(kStoriesModelFile); }
   std::string calib() const { return (dir_ / "calib.txt").string(); }
   std::string out(const std::string& name) const { return (dir_ / name).string(); }
   std::string train(const std::string& name, const std::string& flags) const {
@@ -62,7 +60,10 @@ class TrainQatCli : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(TrainQatCli, SameSeedSameBytesAlsoOnTwoThreads) {
+// 1 and 2 threads are compared by quality, not bytes: OpenBLAS's AVX2 and
+// AVX-512 sgemm kernels round differently in the last bits depending on how
+// the threads split the matrix (its generic kernel does not).
+TEST_F(TrainQatCli, SameSeedSameBytesOnTwoThreadsCloseOnOne) {
   const std::string flags = "--weights int3:g32:asym --steps 3 --batch 2 --seqlen 32 --lr 1e-3 --seed 5";
   for (const char* name : {"a", "b"}) {
     const CommandResult r = run_qforge(train(name, flags + " -t 2"));
@@ -78,13 +79,14 @@ TEST_F(TrainQatCli, SameSeedSameBytesAlsoOnTwoThreads) {
   ASSERT_GT(a.size(), 10000u);
   EXPECT_EQ(a, read_file(out("b") + "/model.safetensors"));
   EXPECT_EQ(read_file(out("a") + "/config.json"), read_file(out("b") + "/config.json"));
-  EXPECT_EQ(a, read_file(out("c") + "/model.safetensors")) << "1 and 2 threads differ";
   EXPECT_NE(a, read_file(out("d") + "/model.safetensors")) << "the seed changes nothing";
   // The same folder format as quantize: eval runs it, convert rewrites it as GPTQ.
   const nlohmann::json cfg = nlohmann::json::parse(read_file(out("a") + "/config.json"));
   EXPECT_EQ(cfg["quantization_config"]["quant_method"], "qforge");
   EXPECT_EQ(cfg["quantization_config"]["method"], "qat");
-  EXPECT_GT(kld("a"), 0.0);
+  const double kld_a = kld("a");
+  EXPECT_GT(kld_a, 0.0);
+  EXPECT_NEAR(kld("c"), kld_a, 0.02 * kld_a) << "1 and 2 threads train different models";
   const CommandResult conv = run_qforge("convert " + out("a") + " " + out("ct") + " --to compressed-tensors");
   EXPECT_EQ(conv.exit_code, 0) << conv.err;
 }
