@@ -45,8 +45,11 @@ cmake --build --preset asan -j "$jobs"
 # under the sanitizers, for minutes; release only. So does the QAT-vs-GPTQ
 # ordering (TrainQatCli.BeatsGptq...: ~60 s of training in release, many
 # minutes under ASan); the gradient, determinism, divergence and SIGINT tests
-# of train-qat do run here.
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" -E '^(QuantizeCli|GgufCli|LlamaCppJudge)\.|^TrainQatCli\.BeatsGptq'
+# of train-qat do run here. Likewise the rotation orderings on stories260K
+# (RotationStories.Gptq*: 45 s under ASan); the rotation, learning and
+# refinement unit tests and RotationStories' invariance tests do run here.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$jobs" \
+  -E '^(QuantizeCli|GgufCli|LlamaCppJudge)\.|^TrainQatCli\.BeatsGptq|^RotationStories\.Gptq'
 
 
 echo "== fuzz (${fuzz_seconds}s per target)"
