@@ -27,7 +27,7 @@ float threshold_between(float a, float b, bool up) {
   return t;
 }
 
-constexpr size_t kChunk = 64;
+constexpr size_t kRankChunk = 64;
 
 }  // namespace
 
@@ -122,19 +122,19 @@ void Codebook::encode(std::span<const float> x, float scale, std::span<uint8_t> 
   }
   // Rank of the nearest value = number of thresholds below; fixed-size chunks vectorize.
   const uint8_t sign_bit = sign_magnitude_ ? static_cast<uint8_t>(1u << (bits_ - 1)) : 0;
-  float v[kChunk];
-  int32_t rank[kChunk];
-  for (size_t base = 0; base < n; base += kChunk) {
-    const size_t m = std::min(kChunk, n - base);
+  float v[kRankChunk];
+  int32_t rank[kRankChunk];
+  for (size_t base = 0; base < n; base += kRankChunk) {
+    const size_t m = std::min(kRankChunk, n - base);
     const float* in = x.data() + base;
     for (size_t i = 0; i < m; ++i) v[i] = in[i] / scale;
-    for (size_t i = m; i < kChunk; ++i) v[i] = 0.0f;
+    for (size_t i = m; i < kRankChunk; ++i) v[i] = 0.0f;
     if (sign_magnitude_) {
-      for (size_t i = 0; i < kChunk; ++i) v[i] = std::fabs(v[i]);
+      for (size_t i = 0; i < kRankChunk; ++i) v[i] = std::fabs(v[i]);
     }
-    for (size_t i = 0; i < kChunk; ++i) rank[i] = 0;
+    for (size_t i = 0; i < kRankChunk; ++i) rank[i] = 0;
     for (const float t : thresholds_) {
-      for (size_t i = 0; i < kChunk; ++i) rank[i] += v[i] > t ? 1 : 0;
+      for (size_t i = 0; i < kRankChunk; ++i) rank[i] += v[i] > t ? 1 : 0;
     }
     uint8_t* out = codes.data() + base;
     if (sign_magnitude_) {
