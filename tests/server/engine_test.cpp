@@ -133,14 +133,25 @@ TEST(Engine, DrainFinishesAcceptedWorkAndRefusesNew) {
   runtime::Runtime rt(f.model, {.n_threads = 1});
   Metrics metrics;
   Engine engine(rt, *f.tok, {.parallel = 1, .max_queue = 2}, metrics);
-  std::vector<std::shared_ptr<Job>> jobs;
-  for (int i = 0; i < 4; ++i) jobs.push_back(engine.submit(request(f, "Once", 30, {})));
-  int accepted = 0;
-  for (auto& j : jobs) accepted += j != nullptr;
-  EXPECT_GE(accepted, 2);  // the queue holds 2; one more may already run
-  EXPECT_LE(accepted, 3);
+  // A long job holds the only slot, so what follows can only queue. Counting
+  // accepted jobs without it raced the engine: a short job could end between
+  // two submits and free room for a fourth (seen in CI).
+  auto g = request(f, "Once", 500, {.temperature = 1.0f, .seed = 3});
+  g.stop_tokens.clear();
+  auto running = engine.submit(g);
+  ASSERT_NE(running, nullptr);
+  Delta d;
+  while (!running->wait(d, std::chrono::milliseconds(100))) ASSERT_FALSE(running->finished());
+  std::vector<std::shared_ptr<Job>> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(engine.submit(request(f, "Once", 30, {})));
+  if (!running->finished()) {  // the slot stayed taken through the submits: exact counts
+    EXPECT_NE(queued[0], nullptr);
+    EXPECT_NE(queued[1], nullptr);
+    EXPECT_EQ(queued[2], nullptr) << "the queue holds 2";
+  }
   engine.drain();
-  for (auto& j : jobs) {
+  EXPECT_EQ(running->finish_reason(), "length");
+  for (auto& j : queued) {
     if (j) {
       EXPECT_FALSE(j->finish_reason().empty()) << "drain() returned before an accepted job ended";
     }
