@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -14,14 +15,16 @@ struct Llama2cConfig;
 
 namespace qf::model {
 
+// How a family's tensors are named and oriented (model/arch/family.h says
+// which family uses which; what a block computes is its BlockSpec).
 enum class Architecture {
-  Llama,  // llama, mistral, qwen2: RMSNorm, RoPE, GQA, SwiGLU
-  GPT2,   // LayerNorm, learned positions, fused qkv, GELU-tanh
+  Llama,  // model.layers.N.self_attn.q_proj ...: nn.Linear [out, in] (Llama, Mistral, Qwen, Gemma)
+  GPT2,   // h.N.attn.c_attn ...: Conv1D [in, out], fused qkv, learned positions
 };
 
 struct ModelConfig {
   Architecture arch = Architecture::Llama;
-  std::string model_type = "llama";  // HF "model_type": llama | mistral | qwen2 | gpt2
+  std::string model_type = "llama";  // HF "model_type": one of model::families() (model/arch/family.h)
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -44,6 +47,27 @@ struct ModelConfig {
   // configs round-trip; the fp32 runtime refuses non-null values it does not
   // implement rather than compute wrong logits.
   nlohmann::json rope_scaling;
+  // Gemma 3: which layers attend through the sliding window (config.json
+  // "layer_types"); empty: every layer does when sliding_window > 0.
+  std::vector<bool> sliding_layers;
+  // Gemma 3: the RoPE base of the sliding-window layers (never scaled); 0: rope_theta.
+  float rope_local_theta = 0.0f;
+  // Attention scores are scaled by 1/sqrt(query_pre_attn_scalar) (Gemma) when
+  // > 0, else by 1/sqrt(head_dim).
+  float query_pre_attn_scalar = 0.0f;
+  // tanh soft-capping, cap * tanh(x / cap), of attention scores and of the
+  // final logits (Gemma 2 style); 0 = none.
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+
+  // Whether layer `layer` attends through the sliding window.
+  bool layer_is_sliding(int64_t layer) const {
+    if (sliding_window <= 0) return false;
+    return sliding_layers.empty() || sliding_layers[static_cast<size_t>(layer)];
+  }
+  // The attention window of `layer` in positions (0 = full causal attention).
+  int64_t layer_window(int64_t layer) const { return layer_is_sliding(layer) ? sliding_window : 0; }
+  float attention_scale() const;
 
   bool operator==(const ModelConfig&) const = default;
 

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "model/arch/family.h"
+
 #include <algorithm>
 #include <cstring>
 #include <set>
@@ -79,6 +81,7 @@ class TensorTable {
 
 void build_llama(Model& m, TensorTable& t) {
   const ModelConfig& c = m.config;
+  const BlockSpec& spec = block_spec(c);
   const int64_t h = c.hidden_size, v = c.vocab_size, ff = c.intermediate_size, q = c.q_dim(), kv = c.kv_dim();
   m.embed = t.take("model.embed_tokens.weight", {v, h});
   m.layers.resize(static_cast<size_t>(c.n_layers));
@@ -95,7 +98,17 @@ void build_llama(Model& m, TensorTable& t) {
       L.bv = t.take(p + "self_attn.v_proj.bias", {kv});
     }
     L.wo = t.take(p + "self_attn.o_proj.weight", {h, q});
-    L.ffn_norm = t.take(p + "post_attention_layernorm.weight", {h});
+    if (spec.qk_norm) {
+      L.q_norm = t.take(p + "self_attn.q_norm.weight", {c.head_dim});
+      L.k_norm = t.take(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
+    if (spec.sandwich_norms) {
+      L.attn_out_norm = t.take(p + "post_attention_layernorm.weight", {h});
+      L.ffn_norm = t.take(p + "pre_feedforward_layernorm.weight", {h});
+      L.ffn_out_norm = t.take(p + "post_feedforward_layernorm.weight", {h});
+    } else {
+      L.ffn_norm = t.take(p + "post_attention_layernorm.weight", {h});
+    }
     L.w_gate = t.take(p + "mlp.gate_proj.weight", {ff, h});
     L.w_up = t.take(p + "mlp.up_proj.weight", {ff, h});
     L.w_down = t.take(p + "mlp.down_proj.weight", {h, ff});
@@ -213,7 +226,15 @@ std::vector<formats::NamedTensor> Model::named_tensors() const {
       add(p + "self_attn.v_proj.bias", L.bv);
       add(p + "self_attn.o_proj.weight", L.wo);
       add(p + "self_attn.o_proj.bias", L.bo);
-      add(p + "post_attention_layernorm.weight", L.ffn_norm);
+      add(p + "self_attn.q_norm.weight", L.q_norm);
+      add(p + "self_attn.k_norm.weight", L.k_norm);
+      if (L.attn_out_norm.empty()) {
+        add(p + "post_attention_layernorm.weight", L.ffn_norm);
+      } else {
+        add(p + "post_attention_layernorm.weight", L.attn_out_norm);
+        add(p + "pre_feedforward_layernorm.weight", L.ffn_norm);
+        add(p + "post_feedforward_layernorm.weight", L.ffn_out_norm);
+      }
       add(p + "mlp.gate_proj.weight", L.w_gate);
       add(p + "mlp.gate_proj.bias", L.b_gate);
       add(p + "mlp.up_proj.weight", L.w_up);

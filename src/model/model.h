@@ -91,7 +91,15 @@ struct LayerWeights {
   Tensor wo;
   Tensor bo;  // GPT-2 only
 
-  Tensor ffn_norm;       // [hidden]   post_attention_layernorm.weight | ln_2.weight
+  // BlockSpec::qk_norm: the per-head norms of q and k (self_attn.q_norm / k_norm).
+  Tensor q_norm, k_norm;  // [head_dim]
+  // BlockSpec::sandwich_norms (Gemma): norms of the attention output
+  // (post_attention_layernorm) and of the MLP output (post_feedforward_layernorm).
+  Tensor attn_out_norm, ffn_out_norm;  // [hidden]
+
+  // The MLP's input norm: post_attention_layernorm (Llama family),
+  // pre_feedforward_layernorm (sandwich norms) or ln_2 (GPT-2).
+  Tensor ffn_norm;       // [hidden]
   Tensor ffn_norm_bias;  // [hidden]   GPT-2 ln_2.bias
 
   // MLP. Llama: down(silu(gate(x)) * up(x)), gate/up [intermediate, hidden],

@@ -57,6 +57,21 @@ void rms_norm(const float* x, const float* w, float eps, int64_t n, float* out) 
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
+void rms_norm_plus_one(const float* x, const float* w, float eps, int64_t n, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * (1.0f + w[i]);
+}
+
+void gelu_mul(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void softcap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t n, float* out) {
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += x[i];

@@ -19,6 +19,8 @@ void set_blas_threads(int n);
 
 // out = x / sqrt(mean(x^2) + eps) * w   (n floats; out may alias x)
 void rms_norm(const float* x, const float* w, float eps, int64_t n, float* out);
+// out = x / sqrt(mean(x^2) + eps) * (1 + w)   (Gemma's RMSNorm: weights are offsets from 1)
+void rms_norm_plus_one(const float* x, const float* w, float eps, int64_t n, float* out);
 // out = (x - mean) / sqrt(var + eps) * w + b   (biased variance; out may alias x)
 void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t n, float* out);
 
@@ -30,6 +32,10 @@ float silu(float x);
 // a loop the compiler turns into SIMD, where libm's expf is a call per element
 // (it was 1.5% of a decode step).
 void silu_mul(float* gate, const float* up, int64_t n);
+// gate[i] = gelu_tanh(gate[i]) * up[i] for n floats (GeGLU).
+void gelu_mul(float* gate, const float* up, int64_t n);
+// x[i] = cap * tanh(x[i] / cap) for n floats (soft-capping; cap > 0).
+void softcap(float* x, int64_t n, float cap);
 // e^x within 2 ulp of expf for x in [ln FLT_MIN, 127.5 ln 2] = [-87.34, 88.38];
 // outside, the value at the nearer end (about FLT_MIN, or 2.4e38: silu's x / (1 + e^-x)
 // is then x or -0 to float precision either way); NaN stays NaN. Cody-Waite

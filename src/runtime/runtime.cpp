@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "core/error.h"
+#include "model/arch/family.h"
 #include "model/linear_layers.h"
+#include "model/rope.h"
 #include "quant/hadamard.h"
 #include "runtime/activation_quant.h"
 #include "runtime/fp32_ops.h"
@@ -15,7 +17,6 @@
 namespace qf::runtime {
 
 namespace k = fp32;
-using model::Architecture;
 using model::LinearKind;
 
 KVCache::KVCache(int64_t n_layers, int64_t capacity, int64_t kv_dim)
@@ -37,10 +38,11 @@ void KVCache::set_size(int64_t n) {
 
 // Activation blocks, grown to the largest batch seen and reused.
 struct Runtime::Scratch {
-  std::vector<float> x, xn, q, att, ff1, ff2, actq, xt, xt_tmp;
+  std::vector<float> x, xn, q, att, ff1, ff2, actq, xt, xt_tmp, sub;
   std::vector<float> kbuf, vbuf;  // new keys / values of a multi-segment call, before they are scattered
-  std::vector<float> cos, sin;  // [T, head_dim / 2]
-  std::vector<double> inv_freq;
+  // RoPE tables [T, head_dim / 2] of the current rows: [0] the model's RoPE,
+  // [1] the sliding-window layers' own (Gemma 3's local base) when it has one.
+  std::vector<float> cos[2], sin[2];
   kernels::Activations kernel_input;  // the current site's input, prepared for packed layers
 
   static float* sized(std::vector<float>& v, int64_t n) {
@@ -57,7 +59,7 @@ int resolve_threads(int n) {
 
 int64_t resolve_context(const model::ModelConfig& c, int64_t requested) {
   if (requested <= 0) return std::min(c.max_positions, kDefaultContextCap);
-  if (c.arch == Architecture::GPT2)
+  if (model::block_spec(c).learned_positions)
     QF_CHECK(requested <= c.max_positions, "context {} exceeds gpt2's {} learned positions", requested,
              c.max_positions);
   return requested;
@@ -83,6 +85,7 @@ void add_bias(const Tensor& bias, int64_t rows, int64_t n, float* dst, int64_t l
 
 Runtime::Runtime(const model::Model& model, RuntimeOptions options)
     : model_(model),
+      spec_(model::block_spec(model.config)),
       n_threads_(resolve_threads(options.n_threads)),
       target_(options.kernel_target ? *options.kernel_target : kernels::default_target()),
       int8_activations_(options.int8_activations),
@@ -92,8 +95,6 @@ Runtime::Runtime(const model::Model& model, RuntimeOptions options)
   const model::ModelConfig& c = model_.config;
   with_context(model_.source.empty() ? std::string("model") : model_.source, [&] {
     c.validate("");
-    QF_CHECK(c.rope_scaling.is_null(), "rope_scaling {} is not supported by the fp32 runtime",
-             c.rope_scaling.dump());
     QF_CHECK(static_cast<int64_t>(model_.layers.size()) == c.n_layers, "model has {} layers, config says {}",
              model_.layers.size(), c.n_layers);
     QF_CHECK((!model_.embed.empty() || model_.embed_packed) && (!model_.lm_head.empty() || model_.lm_head_packed) &&
@@ -124,11 +125,6 @@ Runtime::Runtime(const model::Model& model, RuntimeOptions options)
     cache_ = KVCache(c.n_layers, resolve_context(c, options.context), c.kv_dim());
   });
   pool_ = std::make_unique<ThreadPool>(n_threads_);
-  const int64_t half = c.head_dim / 2;
-  scratch_->inv_freq.resize(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i)
-    scratch_->inv_freq[static_cast<size_t>(i)] =
-        std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
 }
 
 Runtime::~Runtime() = default;
@@ -219,8 +215,8 @@ Tensor Runtime::forward_batch(std::span<const int32_t> tokens, std::span<KVCache
 void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t T, float* out) {
   const model::ModelConfig& c = model_.config;
   const int64_t hd = c.head_dim, n_heads = c.n_heads, group = c.n_heads / c.n_kv_heads, kvd = c.kv_dim();
-  const int64_t window = c.arch == Architecture::Llama ? c.sliding_window : 0;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t window = c.layer_window(layer);
+  const float scale = c.attention_scale(), cap = c.attn_softcap;
   const int64_t max_pos = *std::max_element(row_pos_.begin(), row_pos_.begin() + T);
   auto run = [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(max_pos + 1));
@@ -237,6 +233,7 @@ void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t
       for (int64_t s = lo; s <= pos; ++s) {
         scores[static_cast<size_t>(s - lo)] = k::dot(qh, keys + s * kvd + kv_off, hd) * scale;
       }
+      if (cap > 0) k::softcap(scores.data(), n, cap);
       k::softmax(scores.data(), n);
       float* oh = out + t * (n_heads * hd) + h * hd;
       std::fill(oh, oh + hd, 0.0f);
@@ -259,24 +256,22 @@ void Runtime::attention(int64_t layer, const float* q, int64_t q_stride, int64_t
 void Runtime::embed_into(std::span<const int32_t> tokens, int64_t p0, float* x, const int64_t* positions) const {
   const model::ModelConfig& c = model_.config;
   const int64_t T = static_cast<int64_t>(tokens.size()), H = c.hidden_size;
-  if (model_.embed_packed) {
-    for (int64_t t = 0; t < T; ++t) {
-      model_.embed_packed->dequantize_row(tokens[static_cast<size_t>(t)], {x + t * H, static_cast<size_t>(H)});
-      if (c.arch == Architecture::GPT2) {
-        const float* p = model_.pos_embed.data<float>() + (positions ? positions[t] : p0 + t) * H;
-        for (int64_t i = 0; i < H; ++i) x[t * H + i] += p[i];
-      }
-    }
-    return;
-  }
-  const float* embed = model_.embed.data<float>();
   for (int64_t t = 0; t < T; ++t) {
-    const float* e = embed + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * H;
-    if (c.arch == Architecture::GPT2) {
-      const float* p = model_.pos_embed.data<float>() + (positions ? positions[t] : p0 + t) * H;
-      for (int64_t i = 0; i < H; ++i) x[t * H + i] = e[i] + p[i];
+    const int32_t id = tokens[static_cast<size_t>(t)];
+    float* row = x + t * H;
+    if (model_.embed_packed) {
+      model_.embed_packed->dequantize_row(id, {row, static_cast<size_t>(H)});
     } else {
-      std::memcpy(x + t * H, e, static_cast<size_t>(H) * sizeof(float));
+      std::memcpy(row, model_.embed.data<float>() + static_cast<int64_t>(id) * H, static_cast<size_t>(H) * sizeof(float));
+    }
+    if (spec_.scale_embedding) {
+      // transformers multiplies by sqrt(hidden) rounded to the weights' float type.
+      const float scale = static_cast<float>(std::sqrt(static_cast<double>(H)));
+      for (int64_t i = 0; i < H; ++i) row[i] *= scale;
+    }
+    if (spec_.learned_positions) {
+      const float* p = model_.pos_embed.data<float>() + (positions ? positions[t] : p0 + t) * H;
+      for (int64_t i = 0; i < H; ++i) row[i] += p[i];
     }
   }
 }
@@ -325,8 +320,8 @@ void Runtime::linear(const model::LayerWeights& L, model::LinearKind kind, SiteI
   const kernels::PackedMatrix* w = L.packed_weight(kind);
   if (!w) {
     const Tensor& weight = model::linear_weight(L, kind);
-    const int64_t N = model_.config.arch == Architecture::GPT2 ? weight.dim(1) : weight.dim(0);
-    if (model_.config.arch == Architecture::GPT2) {
+    const int64_t N = spec_.conv1d_weights ? weight.dim(1) : weight.dim(0);
+    if (spec_.conv1d_weights) {
       k::conv1d(in.x, T, K, weight.data<float>(), N, out, ldc, accumulate);
     } else {
       k::linear(in.x, T, K, weight.data<float>(), N, out, ldc, accumulate);
@@ -358,129 +353,135 @@ void Runtime::packed_linear(const kernels::PackedMatrix& w, SiteInput& in, float
   }
 }
 
-void Runtime::block_llama(int64_t l, const model::LayerWeights& L, float* x, int64_t T) {
+void Runtime::norm_rows(const Tensor& w, const Tensor& b, const float* x, int64_t T, int64_t n, float* out) {
+  const float eps = model_.config.norm_eps;
+  const float* wp = w.data<float>();
+  const float* bp = b.empty() ? nullptr : b.data<float>();
+  const model::NormKind kind = spec_.norm;
+  for_rows(T, n, [&](int64_t r0, int64_t r1) {
+    for (int64_t t = r0; t < r1; ++t) {
+      switch (kind) {
+        case model::NormKind::RMS: k::rms_norm(x + t * n, wp, eps, n, out + t * n); break;
+        case model::NormKind::RMSPlusOne: k::rms_norm_plus_one(x + t * n, wp, eps, n, out + t * n); break;
+        case model::NormKind::Layer: k::layer_norm(x + t * n, wp, bp, eps, n, out + t * n); break;
+      }
+    }
+  });
+}
+
+void Runtime::block(int64_t l, const model::LayerWeights& L, float* x, int64_t T) {
   using model::InputSite;
   const model::ModelConfig& c = model_.config;
+  const model::BlockSpec& spec = spec_;
   Scratch& s = *scratch_;
   const int64_t H = c.hidden_size, hd = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
   const int64_t half = hd / 2;
-  const float eps = c.norm_eps;
   float* xn = Scratch::sized(s.xn, T * H);
-  float* q = Scratch::sized(s.q, T * qd);
   float* att = Scratch::sized(s.att, T * qd);
-  float* gate = Scratch::sized(s.ff1, T * ff);
-  float* up = Scratch::sized(s.ff2, T * ff);
-  const float* cos = s.cos.data();
-  const float* sin = s.sin.data();
+  float* ff_a = Scratch::sized(s.ff1, T * ff);
+  // Sandwich norms need a sublayer's output apart from the residual stream.
+  float* sub = spec.sandwich_norms ? Scratch::sized(s.sub, T * H) : nullptr;
 
   // One segment: keys and values go straight into its cache rows; several:
   // into scratch, scattered to each row's own cache after RoPE.
   const bool direct = segs_.size() == 1;
   float* kc = direct ? segs_[0].cache->keys(l, segs_[0].p0) : Scratch::sized(s.kbuf, T * kvd);
   float* vc = direct ? segs_[0].cache->values(l, segs_[0].p0) : Scratch::sized(s.vbuf, T * kvd);
-  const float* wn = L.attn_norm.data<float>();
-  for_rows(T, H, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wn, eps, H, xn + t * H);
-  });
+  norm_rows(L.attn_norm, L.attn_norm_bias, x, T, H, xn);
   auto a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
   if (!a_in) return;
-  linear(L, LinearKind::Q, *a_in, q, qd, preload_bias(L.bq, T, qd, q, qd));
-  linear(L, LinearKind::K, *a_in, kc, kvd, preload_bias(L.bk, T, kvd, kc, kvd));
-  linear(L, LinearKind::V, *a_in, vc, kvd, preload_bias(L.bv, T, kvd, vc, kvd));
-  for_rows(T, qd + kvd, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      for (int64_t h = 0; h < c.n_heads; ++h) k::rope_half(q + t * qd + h * hd, hd, cos + t * half, sin + t * half);
-      for (int64_t h = 0; h < c.n_kv_heads; ++h)
-        k::rope_half(kc + t * kvd + h * hd, hd, cos + t * half, sin + t * half);
+  float* q = nullptr;
+  int64_t q_stride = qd;
+  if (spec.fused_qkv) {
+    q_stride = qd + 2 * kvd;
+    q = Scratch::sized(s.q, T * q_stride);
+    linear(L, LinearKind::QKV, *a_in, q, q_stride, preload_bias(L.b_qkv, T, q_stride, q, q_stride));
+    for (int64_t t = 0; t < T; ++t) {
+      std::memcpy(kc + t * kvd, q + t * q_stride + qd, static_cast<size_t>(kvd) * sizeof(float));
+      std::memcpy(vc + t * kvd, q + t * q_stride + qd + kvd, static_cast<size_t>(kvd) * sizeof(float));
     }
-  });
+  } else {
+    q = Scratch::sized(s.q, T * qd);
+    linear(L, LinearKind::Q, *a_in, q, qd, preload_bias(L.bq, T, qd, q, qd));
+    linear(L, LinearKind::K, *a_in, kc, kvd, preload_bias(L.bk, T, kvd, kc, kvd));
+    linear(L, LinearKind::V, *a_in, vc, kvd, preload_bias(L.bv, T, kvd, vc, kvd));
+  }
+  if (spec.qk_norm) {
+    // Heads are rows of head_dim floats: q's rows are q_stride apart, so norm per row of T.
+    for (int64_t t = 0; t < T; ++t) {
+      norm_rows(L.q_norm, Tensor(), q + t * q_stride, c.n_heads, hd, q + t * q_stride);
+      norm_rows(L.k_norm, Tensor(), kc + t * kvd, c.n_kv_heads, hd, kc + t * kvd);
+    }
+  }
+  if (!spec.learned_positions) {
+    const int table = c.layer_is_sliding(l) && c.rope_local_theta > 0 ? 1 : 0;
+    const float* cos = s.cos[table].data();
+    const float* sin = s.sin[table].data();
+    for_rows(T, qd + kvd, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        for (int64_t h = 0; h < c.n_heads; ++h)
+          k::rope_half(q + t * q_stride + h * hd, hd, cos + t * half, sin + t * half);
+        for (int64_t h = 0; h < c.n_kv_heads; ++h)
+          k::rope_half(kc + t * kvd + h * hd, hd, cos + t * half, sin + t * half);
+      }
+    });
+  }
   if (!direct) {
     for (int64_t t = 0; t < T; ++t) {
       std::memcpy(key_row(l, t), kc + t * kvd, static_cast<size_t>(kvd) * sizeof(float));
       std::memcpy(value_row(l, t), vc + t * kvd, static_cast<size_t>(kvd) * sizeof(float));
     }
   }
-  attention(l, q, qd, T, att);
-  if (!L.bo.empty()) add_bias(L.bo, T, H, x, H);
+  attention(l, q, q_stride, T, att);
   auto o_in = linear_input(l, L, InputSite::AttnOut, att, T, qd);
   if (!o_in) return;
-  linear(L, LinearKind::O, *o_in, x, H, /*accumulate=*/true);  // residual
-
-  const float* wf = L.ffn_norm.data<float>();
-  for_rows(T, H, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) k::rms_norm(x + t * H, wf, eps, H, xn + t * H);
-  });
-  auto f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
-  if (!f_in) return;
-  linear(L, LinearKind::Gate, *f_in, gate, ff, preload_bias(L.b_gate, T, ff, gate, ff));
-  linear(L, LinearKind::Up, *f_in, up, ff, preload_bias(L.b_up, T, ff, up, ff));
-  for_rows(T, ff, [&](int64_t b, int64_t e) {
-    k::silu_mul(gate + b * ff, up + b * ff, (e - b) * ff);
-  });
-  if (!L.b_down.empty()) add_bias(L.b_down, T, H, x, H);
-  auto d_in = linear_input(l, L, InputSite::FfnHidden, gate, T, ff);
-  if (!d_in) return;
-  linear(L, LinearKind::Down, *d_in, x, H, /*accumulate=*/true);  // residual
-}
-
-void Runtime::block_gpt2(int64_t l, const model::LayerWeights& L, float* x, int64_t T) {
-  using model::InputSite;
-  const model::ModelConfig& c = model_.config;
-  Scratch& s = *scratch_;
-  const int64_t H = c.hidden_size, ff = c.intermediate_size;
-  const float eps = c.norm_eps;
-  float* xn = Scratch::sized(s.xn, T * H);
-  float* qkv = Scratch::sized(s.q, T * 3 * H);
-  float* att = Scratch::sized(s.att, T * H);
-  float* fc = Scratch::sized(s.ff1, T * ff);
-
-  const float *w1 = L.attn_norm.data<float>(), *b1 = L.attn_norm_bias.data<float>();
-  for_rows(T, H, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w1, b1, eps, H, xn + t * H);
-  });
-  auto a_in = linear_input(l, L, InputSite::AttnIn, xn, T, H);
-  if (!a_in) return;
-  preload_bias(L.b_qkv, T, 3 * H, qkv, 3 * H);
-  linear(L, LinearKind::QKV, *a_in, qkv, 3 * H, /*accumulate=*/true);
-  for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(key_row(l, t), qkv + t * 3 * H + H, static_cast<size_t>(H) * sizeof(float));
-    std::memcpy(value_row(l, t), qkv + t * 3 * H + 2 * H, static_cast<size_t>(H) * sizeof(float));
+  if (sub) {
+    linear(L, LinearKind::O, *o_in, sub, H, preload_bias(L.bo, T, H, sub, H));
+    norm_rows(L.attn_out_norm, Tensor(), sub, T, H, sub);
+    for (int64_t i = 0; i < T * H; ++i) x[i] += sub[i];
+  } else {
+    if (!L.bo.empty()) add_bias(L.bo, T, H, x, H);
+    linear(L, LinearKind::O, *o_in, x, H, /*accumulate=*/true);  // residual
   }
-  attention(l, qkv, 3 * H, T, att);
-  auto o_in = linear_input(l, L, InputSite::AttnOut, att, T, H);
-  if (!o_in) return;
-  add_bias(L.bo, T, H, x, H);
-  linear(L, LinearKind::O, *o_in, x, H, /*accumulate=*/true);  // residual
 
-  const float *w2 = L.ffn_norm.data<float>(), *b2 = L.ffn_norm_bias.data<float>();
-  for_rows(T, H, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) k::layer_norm(x + t * H, w2, b2, eps, H, xn + t * H);
-  });
+  norm_rows(L.ffn_norm, L.ffn_norm_bias, x, T, H, xn);
   auto f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
   if (!f_in) return;
-  preload_bias(L.b_up, T, ff, fc, ff);
-  linear(L, LinearKind::Up, *f_in, fc, ff, /*accumulate=*/true);
-  for_rows(T, ff, [&](int64_t b, int64_t e) {
-    for (int64_t i = b * ff; i < e * ff; ++i) fc[i] = k::gelu_tanh(fc[i]);
-  });
-  auto d_in = linear_input(l, L, InputSite::FfnHidden, fc, T, ff);
+  if (spec.mlp == model::MlpKind::GeluTanh) {
+    linear(L, LinearKind::Up, *f_in, ff_a, ff, preload_bias(L.b_up, T, ff, ff_a, ff));
+    for_rows(T, ff, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * ff; i < e * ff; ++i) ff_a[i] = k::gelu_tanh(ff_a[i]);
+    });
+  } else {
+    float* up = Scratch::sized(s.ff2, T * ff);
+    linear(L, LinearKind::Gate, *f_in, ff_a, ff, preload_bias(L.b_gate, T, ff, ff_a, ff));
+    linear(L, LinearKind::Up, *f_in, up, ff, preload_bias(L.b_up, T, ff, up, ff));
+    const bool swiglu = spec.mlp == model::MlpKind::SwiGLU;
+    for_rows(T, ff, [&](int64_t b, int64_t e) {
+      if (swiglu) {
+        k::silu_mul(ff_a + b * ff, up + b * ff, (e - b) * ff);
+      } else {
+        k::gelu_mul(ff_a + b * ff, up + b * ff, (e - b) * ff);
+      }
+    });
+  }
+  auto d_in = linear_input(l, L, InputSite::FfnHidden, ff_a, T, ff);
   if (!d_in) return;
-  add_bias(L.b_down, T, H, x, H);
-  linear(L, LinearKind::Down, *d_in, x, H, /*accumulate=*/true);  // residual
+  if (sub) {
+    linear(L, LinearKind::Down, *d_in, sub, H, preload_bias(L.b_down, T, H, sub, H));
+    norm_rows(L.ffn_out_norm, Tensor(), sub, T, H, sub);
+    for (int64_t i = 0; i < T * H; ++i) x[i] += sub[i];
+  } else {
+    if (!L.b_down.empty()) add_bias(L.b_down, T, H, x, H);
+    linear(L, LinearKind::Down, *d_in, x, H, /*accumulate=*/true);  // residual
+  }
 }
 
 void Runtime::head_into(const float* x, int64_t rows, float* logits) {
   const model::ModelConfig& c = model_.config;
   const int64_t H = c.hidden_size;
   float* xn = Scratch::sized(scratch_->xn, rows * H);
-  const float* wf = model_.final_norm.data<float>();
-  for (int64_t t = 0; t < rows; ++t) {
-    if (c.arch == Architecture::Llama) {
-      k::rms_norm(x + t * H, wf, c.norm_eps, H, xn + t * H);
-    } else {
-      k::layer_norm(x + t * H, wf, model_.final_norm_bias.data<float>(), c.norm_eps, H, xn + t * H);
-    }
-  }
+  norm_rows(model_.final_norm, model_.final_norm_bias, x, rows, H, xn);
   if (model_.lm_head_packed) {
     SiteInput in{xn, xn, rows, H};
     in.precision = int8_activations_ ? kernels::ActivationPrecision::Int8 : kernels::ActivationPrecision::F32;
@@ -488,19 +489,28 @@ void Runtime::head_into(const float* x, int64_t rows, float* logits) {
   } else {
     k::linear(xn, rows, H, model_.lm_head.data<float>(), c.vocab_size, logits, c.vocab_size, false);
   }
+  if (c.final_softcap > 0) k::softcap(logits, rows * c.vocab_size, c.final_softcap);
 }
 
 void Runtime::prepare_positions(int64_t T) {
-  if (model_.config.arch != Architecture::Llama) return;
+  if (spec_.learned_positions) return;
+  const model::ModelConfig& c = model_.config;
   Scratch& s = *scratch_;
-  const int64_t half = model_.config.head_dim / 2;
-  float* cos = Scratch::sized(s.cos, T * half);
-  float* sin = Scratch::sized(s.sin, T * half);
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(row_pos_[static_cast<size_t>(t)]) * s.inv_freq[static_cast<size_t>(i)];
-      cos[t * half + i] = static_cast<float>(std::cos(angle));
-      sin[t * half + i] = static_cast<float>(std::sin(angle));
+  const int64_t half = c.head_dim / 2;
+  const int64_t seq_len = *std::max_element(row_pos_.begin(), row_pos_.begin() + T) + 1;
+  const bool local = c.rope_local_theta > 0 && c.sliding_window > 0;
+  for (int table = 0; table < (local ? 2 : 1); ++table) {
+    // Recomputed per call: "dynamic" scaling depends on the longest position.
+    const model::RopeFrequencies f = model::rope_frequencies(c, table == 1, seq_len);
+    float* cos = Scratch::sized(s.cos[table], T * half);
+    float* sin = Scratch::sized(s.sin[table], T * half);
+    for (int64_t t = 0; t < T; ++t) {
+      const double pos = static_cast<double>(row_pos_[static_cast<size_t>(t)]);
+      for (int64_t i = 0; i < half; ++i) {
+        const double angle = pos * f.inv_freq[static_cast<size_t>(i)];
+        cos[t * half + i] = static_cast<float>(std::cos(angle) * f.attention_factor);
+        sin[t * half + i] = static_cast<float>(std::sin(angle) * f.attention_factor);
+      }
     }
   }
 }
@@ -512,12 +522,7 @@ void Runtime::run_blocks(std::span<const int32_t> tokens, int64_t out_rows, floa
   embed_into(tokens, 0, x, row_pos_.data());
   prepare_positions(T);
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    const model::LayerWeights& L = model_.layers[static_cast<size_t>(l)];
-    if (c.arch == Architecture::Llama) {
-      block_llama(l, L, x, T);
-    } else {
-      block_gpt2(l, L, x, T);
-    }
+    block(l, model_.layers[static_cast<size_t>(l)], x, T);
   }
   head_into(x + (T - out_rows) * c.hidden_size, out_rows, logits);
 }
@@ -551,11 +556,7 @@ void Runtime::forward_block(int64_t layer, const model::LayerWeights& weights, T
   prepare_positions(T);
   stop_after_ = stop_after;
   try {
-    if (c.arch == Architecture::Llama) {
-      block_llama(layer, weights, x.mutable_data<float>(), T);
-    } else {
-      block_gpt2(layer, weights, x.mutable_data<float>(), T);
-    }
+    block(layer, weights, x.mutable_data<float>(), T);
   } catch (...) {
     stop_after_.reset();
     throw;

@@ -35,6 +35,7 @@
 #include "kernels/activations.h"
 #include "kernels/cpu_target.h"
 #include "kernels/matmul.h"
+#include "model/arch/block_spec.h"
 #include "model/model.h"
 
 namespace qf::runtime {
@@ -96,8 +97,8 @@ class KVCache {
 
 class Runtime {
  public:
-  // `model` must outlive the runtime. Throws qf::Error for models the fp32
-  // runtime cannot run exactly (rope_scaling) or an impossible context.
+  // `model` must outlive the runtime. Throws qf::Error for an inconsistent
+  // model (packed shapes, transforms) or an impossible context.
   explicit Runtime(const model::Model& model, RuntimeOptions options = {});
   ~Runtime();
   Runtime(const Runtime&) = delete;
@@ -170,10 +171,14 @@ class Runtime {
   void check_cache(const KVCache& cache) const;
   // Positions: positions[t] when given, else p0 + t.
   void embed_into(std::span<const int32_t> tokens, int64_t p0, float* x, const int64_t* positions = nullptr) const;
-  void block_llama(int64_t layer, const model::LayerWeights& L, float* x, int64_t T);
-  void block_gpt2(int64_t layer, const model::LayerWeights& L, float* x, int64_t T);
+  // One transformer block on rows x [T, hidden], in place: the parts its
+  // family's BlockSpec names (norms, fused or split qkv, q/k norms, RoPE,
+  // sandwich norms, the MLP kind).
+  void block(int64_t layer, const model::LayerWeights& L, float* x, int64_t T);
+  // out[T, n] = norm of x's rows with weight w (and bias b for LayerNorm), of the spec's kind.
+  void norm_rows(const Tensor& w, const Tensor& b, const float* x, int64_t T, int64_t n, float* out);
   void head_into(const float* x, int64_t rows, float* logits);
-  void prepare_positions(int64_t T);  // RoPE cos/sin of each row's position
+  void prepare_positions(int64_t T);  // RoPE cos/sin of each row's position, per RoPE of the model
   void run_blocks(std::span<const int32_t> tokens, int64_t out_rows, float* logits);
   // Where row t's key / value of `layer` live in its segment's cache.
   float* key_row(int64_t layer, int64_t t) {
@@ -211,6 +216,7 @@ class Runtime {
   void for_rows(int64_t rows, int64_t work_per_row, const std::function<void(int64_t, int64_t)>& fn);
 
   const model::Model& model_;
+  const model::BlockSpec& spec_;
   int n_threads_;
   kernels::Target target_;
   bool int8_activations_;

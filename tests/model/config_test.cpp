@@ -119,9 +119,32 @@ TEST(ModelConfig, RoundTripsThroughHfJson) {
 TEST(ModelConfig, RopeScalingIsKept) {
   const ModelConfig c = parse(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
       "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-      "rope_scaling": {"rope_type": "llama3", "factor": 8.0}})");
+      "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                       "original_max_position_embeddings": 8192}})");
   EXPECT_EQ(c.rope_scaling.at("rope_type"), "llama3");
   EXPECT_EQ(ModelConfig::from_hf_json(c.to_hf_json(), "x").rope_scaling, c.rope_scaling);
+}
+
+TEST(ModelConfig, RopeScalingThatCannotBeComputedIsRefused) {
+  const std::string base = R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+      "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": )";
+  auto config = [&](const std::string& rope) { return [&base, rope] { parse(base + rope + "}"); }; };
+  expect_error(config(R"({"rope_type": "longrope", "factor": 2.0})"), {"longrope", "not supported", "llama3"});
+  expect_error(config(R"({"rope_type": "llama3", "factor": 8.0})"), {"llama3", "low_freq_factor"});
+  expect_error(config(R"({"rope_type": "linear"})"), {"linear", "factor"});
+  expect_error(config(R"({"type": "dynamic", "factor": -2})"), {"dynamic", "factor"});
+  expect_error(config(R"("linear")"), {"rope_scaling", "object"});
+}
+
+TEST(ModelConfig, TransformersFiveRopeParametersAreRead) {
+  const ModelConfig c = parse(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+      "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+      "rope_parameters": {"rope_type": "yarn", "rope_theta": 5e5, "factor": 4.0,
+                          "original_max_position_embeddings": 512}})");
+  EXPECT_FLOAT_EQ(c.rope_theta, 5e5f);
+  EXPECT_EQ(c.rope_scaling.at("rope_type"), "yarn");
+  EXPECT_FALSE(c.rope_scaling.contains("rope_theta"));
+  EXPECT_EQ(ModelConfig::from_hf_json(c.to_hf_json(), "x"), c);
 }
 
 TEST(ModelConfig, FromLlama2c) {

@@ -1,0 +1,47 @@
+// The model families QuantForge runs, one file each under model/arch/.
+// A family says how its Hugging Face config.json reads and writes, which
+// block it is made of (BlockSpec) and the names transformers gives it.
+//
+// Adding a family: a new model/arch/NAME.cpp defining `const Family kNAME`
+// (declared below), one line in registry.cpp, and its tests (config round
+// trip, transformers' logits on a tiny random model: tests/runtime).
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "model/arch/block_spec.h"
+#include "model/config.h"
+
+namespace qf::model {
+
+struct Family {
+  std::string_view model_type;       // config.json "model_type"
+  std::string_view hf_architecture;  // config.json "architectures"[0], e.g. "Qwen3ForCausalLM"
+  // Tensor naming and orientation: Llama-style (model.layers.N.self_attn...)
+  // or GPT-2 style (h.N.attn.c_attn, Conv1D).
+  Architecture layout = Architecture::Llama;
+  BlockSpec block;
+  // Reads the family's config.json into a ModelConfig (model_type and arch
+  // set; validate() is run by the caller). Throws qf::Error for unsupported
+  // settings, naming them.
+  ModelConfig (*from_hf)(const nlohmann::json& j) = nullptr;
+  // Writes the family's keys into `j` (a config transformers accepts).
+  void (*to_hf)(const ModelConfig& c, nlohmann::json& j) = nullptr;
+};
+
+// Every family, in the order error messages list them.
+std::span<const Family* const> families();
+// The family of a model_type, or nullptr.
+const Family* find_family(std::string_view model_type);
+// The family of a config; throws qf::Error for an unknown model_type.
+const Family& family_of(const ModelConfig& c);
+// What a config's blocks are made of (family_of(c).block).
+const BlockSpec& block_spec(const ModelConfig& c);
+// "llama, mistral, qwen2, ..." for error messages.
+std::string supported_model_types();
+
+}  // namespace qf::model

@@ -1,0 +1,130 @@
+#include "model/rope.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+
+namespace qf::model {
+namespace {
+
+using nlohmann::json;
+
+double rope_number(const json& j, const char* key, double fallback) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  QF_CHECK(j.at(key).is_number(), "rope_scaling \"{}\" must be a number, got {}", key, j.at(key).dump());
+  return j.at(key).get<double>();
+}
+
+// transformers' float32 arange(0, dim, 2) / dim exponents, in double.
+std::vector<double> plain_inv_freq(double base, int64_t dim) {
+  std::vector<double> f(static_cast<size_t>(dim / 2));
+  for (int64_t i = 0; i < dim / 2; ++i)
+    f[static_cast<size_t>(i)] = 1.0 / std::pow(base, static_cast<double>(2 * i) / static_cast<double>(dim));
+  return f;
+}
+
+}  // namespace
+
+std::string rope_type_of(const json& rope) {
+  if (!rope.is_object()) return "default";
+  for (const char* key : {"rope_type", "type"})
+    if (rope.contains(key) && rope.at(key).is_string()) return rope.at(key).get<std::string>();
+  return "default";
+}
+
+void check_rope_scaling(const json& r, int64_t max_positions) {
+  if (r.is_null()) return;
+  QF_CHECK(r.is_object(), "rope_scaling must be an object or null, got {}", r.dump());
+  const std::string type = rope_type_of(r);
+  if (type == "default") return;
+  QF_CHECK(type == "linear" || type == "dynamic" || type == "yarn" || type == "llama3",
+           "rope_scaling type \"{}\" is not supported (supported: linear, dynamic, yarn, llama3)", type);
+  const double factor = rope_number(r, "factor", type == "yarn" ? 0.0 : -1.0);
+  QF_CHECK(std::isfinite(factor) && (factor > 0 || (type == "yarn" && factor == 0)),
+           "rope_scaling {} needs a positive \"factor\", got {}", type, r.contains("factor") ? r["factor"].dump() : "none");
+  if (type == "llama3") {
+    const double lo = rope_number(r, "low_freq_factor", -1), hi = rope_number(r, "high_freq_factor", -1);
+    QF_CHECK(lo > 0 && hi > lo, "rope_scaling llama3 needs 0 < low_freq_factor < high_freq_factor, got {} and {}", lo,
+             hi);
+  }
+  if (type == "yarn" || type == "llama3") {
+    const double orig = rope_number(r, "original_max_position_embeddings", static_cast<double>(max_positions));
+    QF_CHECK(orig >= 1, "rope_scaling {} original_max_position_embeddings must be positive, got {}", type, orig);
+  }
+}
+
+bool rope_depends_on_length(const ModelConfig& c) { return rope_type_of(c.rope_scaling) == "dynamic"; }
+
+RopeFrequencies rope_frequencies(const ModelConfig& c, bool sliding, int64_t seq_len) {
+  const int64_t dim = c.head_dim;
+  RopeFrequencies out;
+  if (sliding && c.rope_local_theta > 0) {
+    out.inv_freq = plain_inv_freq(c.rope_local_theta, dim);
+    return out;
+  }
+  const json& r = c.rope_scaling;
+  const std::string type = rope_type_of(r);
+  const double base = c.rope_theta;
+  out.inv_freq = plain_inv_freq(base, dim);
+  if (type == "default") return out;
+  const double factor = rope_number(r, "factor", 0.0);
+  const double max_pos = static_cast<double>(c.max_positions);
+  if (type == "linear") {
+    for (double& f : out.inv_freq) f /= factor;
+  } else if (type == "dynamic") {
+    // NTK-aware: the base grows once the sequence outgrows the trained context.
+    const double len = std::max(static_cast<double>(seq_len), max_pos);
+    if (len > max_pos) {
+      const double d = static_cast<double>(dim);
+      const double grown = base * std::pow(factor * len / max_pos - (factor - 1.0), d / (d - 2.0));
+      out.inv_freq = plain_inv_freq(grown, dim);
+    }
+  } else if (type == "llama3") {
+    const double lo = rope_number(r, "low_freq_factor", 1), hi = rope_number(r, "high_freq_factor", 4);
+    const double old_len = rope_number(r, "original_max_position_embeddings", max_pos);
+    const double lo_wavelen = old_len / lo, hi_wavelen = old_len / hi;
+    for (double& f : out.inv_freq) {
+      const double wavelen = 2.0 * std::numbers::pi / f;
+      if (wavelen > lo_wavelen) {
+        f /= factor;  // long wavelengths: interpolated
+      } else if (wavelen >= hi_wavelen) {
+        const double smooth = (old_len / wavelen - lo) / (hi - lo);
+        f = (1.0 - smooth) * f / factor + smooth * f;
+      }  // short wavelengths: unchanged
+    }
+  } else if (type == "yarn") {
+    const double orig = rope_number(r, "original_max_position_embeddings", max_pos);
+    const double fac = factor > 0 ? factor : max_pos / orig;
+    auto mscale = [](double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; };
+    const double given = rope_number(r, "attention_factor", 0.0);
+    const double ms = rope_number(r, "mscale", 0.0), ms_all = rope_number(r, "mscale_all_dim", 0.0);
+    out.attention_factor = given > 0 ? given : (ms != 0 && ms_all != 0) ? mscale(fac, ms) / mscale(fac, ms_all)
+                                                                         : mscale(fac, 1.0);
+    const double beta_fast = rope_number(r, "beta_fast", 0.0) > 0 ? rope_number(r, "beta_fast", 0.0) : 32.0;
+    const double beta_slow = rope_number(r, "beta_slow", 0.0) > 0 ? rope_number(r, "beta_slow", 0.0) : 1.0;
+    const bool truncate = !r.contains("truncate") || !r.at("truncate").is_boolean() || r.at("truncate").get<bool>();
+    const double d = static_cast<double>(dim);
+    auto correction_dim = [&](double rotations) {
+      return d * std::log(orig / (rotations * 2.0 * std::numbers::pi)) / (2.0 * std::log(base));
+    };
+    double low = correction_dim(beta_fast), high = correction_dim(beta_slow);
+    if (truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, d - 1.0);
+    if (low == high) high += 0.001;
+    for (size_t i = 0; i < out.inv_freq.size(); ++i) {
+      const double extrapolated = out.inv_freq[i], interpolated = extrapolated / fac;
+      const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+      const double keep = 1.0 - ramp;  // share of the extrapolated (unscaled) frequency
+      out.inv_freq[i] = interpolated * (1.0 - keep) + extrapolated * keep;
+    }
+  }
+  return out;
+}
+
+}  // namespace qf::model

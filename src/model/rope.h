@@ -1,0 +1,41 @@
+// Rotary position embedding frequencies, with every rope_scaling type
+// transformers implements for the families we run: none ("default"),
+// "linear", "dynamic" (NTK), "yarn" and "llama3". Computed as transformers'
+// modeling_rope_utils computes them, so logits agree past the original
+// context too. The runtime and the trainer both take their tables from here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+
+namespace qf::model {
+
+// "rope_type" (or the older "type") of a rope_scaling / rope_parameters
+// object; "default" when neither is given.
+std::string rope_type_of(const nlohmann::json& rope);
+
+// Throws qf::Error naming the problem for a rope_scaling value the runtime
+// cannot compute exactly: an unknown type (the message lists the supported
+// ones), a missing or non-positive factor, llama3 without its frequency
+// factors. Null is valid (plain RoPE).
+void check_rope_scaling(const nlohmann::json& rope_scaling, int64_t max_positions);
+
+struct RopeFrequencies {
+  std::vector<double> inv_freq;   // head_dim / 2 angular frequencies per position
+  double attention_factor = 1.0;  // yarn scales cos and sin by this
+};
+
+// The frequencies of a layer's RoPE for a forward pass whose largest position
+// is seq_len - 1 (only "dynamic" depends on it: beyond max_position_embeddings
+// its base grows with seq_len). `sliding` picks the local layers' base where
+// the model has one (Gemma 3's rope_local_theta), which never scales.
+RopeFrequencies rope_frequencies(const ModelConfig& c, bool sliding, int64_t seq_len);
+// Whether the frequencies depend on seq_len (so tables must be rebuilt).
+bool rope_depends_on_length(const ModelConfig& c);
+
+}  // namespace qf::model
