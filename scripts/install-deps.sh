@@ -12,7 +12,8 @@ packages=(
   libcpp-httplib-dev                # qforge serve (HTTP server, header-only)
   libopenblas-dev liblapacke-dev libomp-dev
   libsentencepiece-dev              # reads SentencePiece .model files (tokenizers)
-  python3 python3-numpy             # independent references used by tests only
+  python3 python3-venv python3-numpy  # independent references used by tests only; the venv of
+                                      # scripts/python-env.sh (transformers judges) needs python3-venv
   nodejs                            # @huggingface/gguf checks our GGUF files (tests/gguf_js)
   chromium                          # the real browser that checks qforge report's HTML (tests)
   curl                              # the HTTP client of the qforge serve tests

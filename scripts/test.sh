@@ -9,6 +9,10 @@ jobs=$(nproc)
 fuzz_seconds=${QF_FUZZ_SECONDS:-30}
 
 bash scripts/install-deps.sh
+# The Python judges (transformers on CPU torch, numpy) in build/venv, pinned by
+# hash; a failed install fails the suite rather than skipping the judges.
+QF_JUDGE_PYTHON=$(bash scripts/python-env.sh)
+export QF_JUDGE_PYTHON
 # ccache (when present) may reuse objects across clones of the tree; the
 # sloppiness lets it cache the test files, which use a precompiled header.
 export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1 CCACHE_SLOPPINESS=pch_defines,time_macros

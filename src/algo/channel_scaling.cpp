@@ -1,11 +1,11 @@
 #include "algo/channel_scaling.h"
 
 #include "core/error.h"
+#include "model/arch/family.h"
 #include "model/linear_layers.h"
 
 namespace qf::algo {
 
-using model::Architecture;
 using model::InputSite;
 
 namespace {
@@ -37,6 +37,14 @@ void scale_vector(Tensor& t, std::span<const double> f, int64_t first, bool inve
   }
 }
 
+// A norm weight that feeds the scaled site: its output is divided by s. Gemma
+// stores (1 + w), so the offset must stay outside the division.
+void scale_norm(const model::BlockSpec& spec, Tensor& w, std::span<const double> s) {
+  if (spec.norm != model::NormKind::RMSPlusOne) return scale_vector(w, s, 0, true);
+  float* d = writable(w);
+  for (size_t i = 0; i < s.size(); ++i) d[i] = static_cast<float>((1.0 + d[i]) / s[i] - 1.0);
+}
+
 }  // namespace
 
 Tensor scale_input_columns(const Tensor& out_in, std::span<const double> s, bool divide) {
@@ -56,8 +64,10 @@ bool can_scale_site(const model::ModelConfig& c, InputSite site) {
   switch (site) {
     case InputSite::AttnIn:
     case InputSite::FfnIn: return true;
-    case InputSite::AttnOut: return c.arch == Architecture::GPT2 || c.kv_dim() == c.q_dim();
-    case InputSite::FfnHidden: return c.arch == Architecture::Llama;
+    // v's rows feed o_proj's columns one to one only without grouped-query attention.
+    case InputSite::AttnOut: return model::block_spec(c).fused_qkv || c.kv_dim() == c.q_dim();
+    // up's rows feed down's columns through an elementwise product (GLU), not through GELU.
+    case InputSite::FfnHidden: return model::block_spec(c).mlp != model::MlpKind::GeluTanh;
   }
   return false;
 }
@@ -66,6 +76,7 @@ void apply_channel_scales(const model::ModelConfig& c, model::LayerWeights& w, I
                           std::span<const double> s) {
   QF_CHECK(can_scale_site(c, site), "cannot fold per-channel scales into the producer of {} for {}",
            model::input_site_name(site), c.model_type);
+  const model::BlockSpec& spec = model::block_spec(c);
   const int64_t layer = 0;
   for (const model::LinearLayer& l : model::block_linears(c, layer)) {
     if (l.site != site) continue;
@@ -80,15 +91,15 @@ void apply_channel_scales(const model::ModelConfig& c, model::LayerWeights& w, I
   }
   switch (site) {
     case InputSite::AttnIn:
-      scale_vector(w.attn_norm, s, 0, true);
+      scale_norm(spec, w.attn_norm, s);
       scale_vector(w.attn_norm_bias, s, 0, true);
       break;
     case InputSite::FfnIn:
-      scale_vector(w.ffn_norm, s, 0, true);
+      scale_norm(spec, w.ffn_norm, s);
       scale_vector(w.ffn_norm_bias, s, 0, true);
       break;
     case InputSite::AttnOut:
-      if (c.arch == Architecture::Llama) {
+      if (!spec.fused_qkv) {
         scale_rows(w.wv, s, 0, true);
         scale_vector(w.bv, s, 0, true);
       } else {

@@ -75,16 +75,6 @@ void say(const QuantizeOptions& o, const std::string& line) {
   if (o.log) o.log(line);
 }
 
-// Whether transformers would load a bias on this layer for the family (the
-// writer sets attention_bias / mlp_bias for Llama; Qwen2 has q/k/v biases
-// only; Mistral none).
-bool family_has_bias(const model::ModelConfig& c, model::LinearKind kind) {
-  using model::LinearKind;
-  if (c.model_type == "mistral") return false;
-  if (c.model_type == "qwen2") return kind == LinearKind::Q || kind == LinearKind::K || kind == LinearKind::V;
-  return true;
-}
-
 void check_options(const model::ModelConfig& c, const QuantizeOptions& o,
                    const std::vector<calib::TokenSequence>& calibration) {
   o.weights.validate();
@@ -97,8 +87,12 @@ void check_options(const model::ModelConfig& c, const QuantizeOptions& o,
                "(use e.g. int4:g128 or int8:channel)",
                s.to_string());
   }
-  QF_CHECK(!o.bias_correction || c.model_type != "mistral",
-           "--bias-correction: mistral checkpoints have no linear-layer biases (transformers would drop them)");
+  if (o.bias_correction) {
+    bool any = false;
+    for (const model::LinearLayer& l : model::block_linears(c, 0)) any = any || model::can_have_bias(c, l.kind);
+    QF_CHECK(any, "--bias-correction: {} checkpoints have no linear-layer biases (transformers would drop them)",
+             c.model_type);
+  }
   QF_CHECK(o.method != Method::Gptq || o.gptq.damp > 0.0, "GPTQ needs a positive --damp, got {}", o.gptq.damp);
   if (needs_calibration(o))
     QF_CHECK(!calibration.empty(), "{}{} needs calibration data (--calib FILE)", method_name(o.method),
@@ -334,7 +328,7 @@ model::QuantizedModel quantize_model(const model::Model& m, const std::vector<ca
           q = with_context(ll.name, [&] { return quant::quantize(wo, p->scheme); });
         }
         const Tensor deq = quant::dequantize(q);
-        if (o.bias_correction && family_has_bias(c, ll.kind)) correct_bias(ll, w, wo, deq, stats->mean());
+        if (o.bias_correction && model::can_have_bias(c, ll.kind)) correct_bias(ll, w, wo, deq, stats->mean());
         model::linear_weight(w, ll.kind) = model::weight_to_stored(ll, deq);
         lr.bits_per_weight = q.bits_per_weight();
         report.layers.push_back(lr);

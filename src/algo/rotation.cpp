@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/arch/family.h"
 #include "model/linear_layers.h"
 #include "quant/hadamard.h"
 
@@ -138,9 +139,16 @@ Tensor ones(int64_t n) {
 
 void check_rotatable(const model::Model& m) {
   const model::ModelConfig& c = m.config;
-  QF_CHECK(c.arch == model::Architecture::Llama,
-           "--rotate: {} uses LayerNorm, whose mean subtraction does not commute with a rotation; rotations are "
-           "implemented for the Llama family (RMSNorm) only",
+  const model::BlockSpec& spec = model::block_spec(c);
+  QF_CHECK(spec.norm == model::NormKind::RMS,
+           "--rotate: {} uses {}; rotations fold plain RMSNorm weights (x / rms(x) * w) into the next layers and "
+           "are implemented for those families only",
+           c.model_type,
+           spec.norm == model::NormKind::Layer ? "LayerNorm, whose mean subtraction does not commute with a rotation"
+                                               : "RMSNorm with (1 + w) weights");
+  QF_CHECK(!spec.sandwich_norms,
+           "--rotate: {} norms the attention and MLP outputs before the residual add, which a rotated residual "
+           "stream cannot pass through",
            c.model_type);
   QF_CHECK(!m.embed.empty() && !m.lm_head.empty() && !m.embed_packed && !m.lm_head_packed,
            "--rotate needs the float embedding and head (load without integer kernels)");

@@ -12,6 +12,8 @@
 #include "core/error.h"
 #include "formats/gguf_quants.h"
 #include "formats/strict_json.h"
+#include "model/arch/family.h"
+#include "model/rope.h"
 
 namespace qf::formats {
 namespace {
@@ -25,11 +27,13 @@ using tokenizer::VocabKind;
 // ---------------------------------------------------------------------------
 // Tensor name and shape tables
 
-enum class Transform { None, PermuteQ, PermuteK, Transpose };
+// NormPlusOne: Gemma's norms hold offsets from 1 in HF and the full weight in
+// GGUF (llama.cpp's converter adds 1; its graph multiplies plainly).
+enum class Transform { None, PermuteQ, PermuteK, Transpose, NormPlusOne };
 // Symbolic dimensions of the HF shapes.
-enum class Dim { None, Hidden, QDim, KvDim, Inter, Vocab, Positions, Hidden3 };
+enum class Dim { None, Hidden, QDim, KvDim, Inter, Vocab, Positions, Hidden3, HeadDim };
 // When a tensor must be present.
-enum class Need { Always, IfAttentionBias, IfUntied, Optional };
+enum class Need { Always, IfAttentionBias, IfUntied, IfQkNorm, Optional };
 
 struct Rule {
   std::string_view hf;    // full name (global) or the part after "<layer prefix>N."
@@ -55,6 +59,8 @@ constexpr Rule kLlamaLayer[] = {
     {"self_attn.v_proj.bias", "attn_v.bias", Transform::None, Dim::KvDim, Dim::None, Need::IfAttentionBias},
     {"self_attn.o_proj.weight", "attn_output.weight", Transform::None, Dim::Hidden, Dim::QDim, Need::Always},
     {"self_attn.o_proj.bias", "attn_output.bias", Transform::None, Dim::Hidden, Dim::None, Need::Optional},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight", Transform::None, Dim::HeadDim, Dim::None, Need::IfQkNorm},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight", Transform::None, Dim::HeadDim, Dim::None, Need::IfQkNorm},
     {"post_attention_layernorm.weight", "ffn_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
     {"mlp.gate_proj.weight", "ffn_gate.weight", Transform::None, Dim::Inter, Dim::Hidden, Need::Always},
     {"mlp.gate_proj.bias", "ffn_gate.bias", Transform::None, Dim::Inter, Dim::None, Need::Optional},
@@ -62,6 +68,32 @@ constexpr Rule kLlamaLayer[] = {
     {"mlp.up_proj.bias", "ffn_up.bias", Transform::None, Dim::Inter, Dim::None, Need::Optional},
     {"mlp.down_proj.weight", "ffn_down.weight", Transform::None, Dim::Hidden, Dim::Inter, Need::Always},
     {"mlp.down_proj.bias", "ffn_down.bias", Transform::None, Dim::Hidden, Dim::None, Need::Optional},
+};
+
+// Gemma 3: (1 + w) norms everywhere, sandwich norms, q/k norms, no biases.
+constexpr Rule kGemma3Global[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", Transform::None, Dim::Vocab, Dim::Hidden, Need::Always},
+    {"model.norm.weight", "output_norm.weight", Transform::NormPlusOne, Dim::Hidden, Dim::None, Need::Always},
+    {"lm_head.weight", "output.weight", Transform::None, Dim::Vocab, Dim::Hidden, Need::IfUntied},
+};
+
+constexpr Rule kGemma3Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", Transform::NormPlusOne, Dim::Hidden, Dim::None, Need::Always},
+    {"self_attn.q_proj.weight", "attn_q.weight", Transform::None, Dim::QDim, Dim::Hidden, Need::Always},
+    {"self_attn.k_proj.weight", "attn_k.weight", Transform::None, Dim::KvDim, Dim::Hidden, Need::Always},
+    {"self_attn.v_proj.weight", "attn_v.weight", Transform::None, Dim::KvDim, Dim::Hidden, Need::Always},
+    {"self_attn.o_proj.weight", "attn_output.weight", Transform::None, Dim::Hidden, Dim::QDim, Need::Always},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight", Transform::NormPlusOne, Dim::HeadDim, Dim::None, Need::Always},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight", Transform::NormPlusOne, Dim::HeadDim, Dim::None, Need::Always},
+    {"post_attention_layernorm.weight", "post_attention_norm.weight", Transform::NormPlusOne, Dim::Hidden, Dim::None,
+     Need::Always},
+    {"pre_feedforward_layernorm.weight", "ffn_norm.weight", Transform::NormPlusOne, Dim::Hidden, Dim::None,
+     Need::Always},
+    {"post_feedforward_layernorm.weight", "post_ffw_norm.weight", Transform::NormPlusOne, Dim::Hidden, Dim::None,
+     Need::Always},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", Transform::None, Dim::Inter, Dim::Hidden, Need::Always},
+    {"mlp.up_proj.weight", "ffn_up.weight", Transform::None, Dim::Inter, Dim::Hidden, Need::Always},
+    {"mlp.down_proj.weight", "ffn_down.weight", Transform::None, Dim::Hidden, Dim::Inter, Need::Always},
 };
 
 constexpr Rule kGpt2Global[] = {
@@ -100,10 +132,13 @@ struct Tables {
   std::span<const std::string_view> ignored_layer;
 };
 
-Tables tables_for(Architecture arch) {
+Tables tables_for(Architecture arch, const model::BlockSpec& spec = {}) {
   if (arch == Architecture::GPT2) return {kGpt2Global, kGpt2Layer, "transformer.h.", kGpt2IgnoredLayer};
+  if (spec.sandwich_norms) return {kGemma3Global, kGemma3Layer, "model.layers.", kLlamaIgnoredLayer};
   return {kLlamaGlobal, kLlamaLayer, "model.layers.", kLlamaIgnoredLayer};
 }
+
+Tables tables_for(const ModelConfig& c) { return tables_for(c.arch, model::block_spec(c)); }
 
 struct Resolved {
   const Rule* rule = nullptr;
@@ -163,6 +198,7 @@ int64_t dim_value(Dim d, const ModelConfig& c) {
     case Dim::Vocab: return c.vocab_size;
     case Dim::Positions: return c.max_positions;
     case Dim::Hidden3: return 3 * c.hidden_size;
+    case Dim::HeadDim: return c.head_dim;
   }
   return 0;
 }
@@ -183,13 +219,16 @@ bool required(const Rule& r, const ModelConfig& c) {
     case Need::Always: return true;
     case Need::IfAttentionBias: return c.attention_bias;
     case Need::IfUntied: return !c.tie_embeddings;
+    case Need::IfQkNorm: return model::block_spec(c).qk_norm;
     case Need::Optional: return false;
   }
   return false;
 }
 
 // Whether q/k rows are permuted between HF and GGUF for this config.
-bool permutes(const ModelConfig& c) { return c.arch == Architecture::Llama && c.model_type != "qwen2"; }
+// llama.cpp's "llama" graph rotates interleaved pairs (its converter permutes
+// HF's rotate_half rows); the NEOX-style graphs (qwen2, qwen3, gemma3) keep them.
+bool permutes(const ModelConfig& c) { return model::family_of(c).gguf_arch == "llama"; }
 
 Tensor transpose_2d(const Tensor& w) {
   const int64_t a = w.dim(0), b = w.dim(1);
@@ -240,6 +279,12 @@ Tensor apply(const Rule& r, const Tensor& t, const ModelConfig& c, bool forward)
     case Transform::PermuteK:
       return permutes(c) ? permute_rope_rows(t, c.n_kv_heads, forward) : t;
     case Transform::Transpose: return transpose_2d(t);
+    case Transform::NormPlusOne: {
+      Tensor out = t.to_f32().clone();
+      float* d = out.mutable_data<float>();
+      for (int64_t i = 0; i < out.numel(); ++i) d[i] = forward ? d[i] + 1.0f : d[i] - 1.0f;
+      return out;
+    }
   }
   return t;
 }
@@ -288,7 +333,7 @@ void add_vocab(GgufMetadata& m, const Vocab& vocab, const ModelConfig& c, const 
     m.add("tokenizer.ggml.pre", "default");
   else if (arch == "gpt2")
     m.add("tokenizer.ggml.pre", "gpt-2");
-  else if (arch == "qwen2")
+  else if (arch == "qwen2" || arch == "qwen3")
     m.add("tokenizer.ggml.pre", "qwen2");
   m.add("tokenizer.ggml.tokens", std::move(tokens));
   if (!scores.empty()) m.add("tokenizer.ggml.scores", std::move(scores));
@@ -332,10 +377,14 @@ Tensor rope_rows_half_to_interleaved(const Tensor& w, int64_t n_heads) { return 
 Tensor rope_rows_interleaved_to_half(const Tensor& w, int64_t n_heads) { return permute_rope_rows(w, n_heads, false); }
 
 std::string gguf_architecture(const ModelConfig& config) {
-  if (config.arch == Architecture::GPT2) return "gpt2";
-  if (config.model_type == "llama" || config.model_type == "mistral") return "llama";
-  if (config.model_type == "qwen2") return "qwen2";
-  fail("model_type \"{}\" has no GGUF architecture (supported: llama, mistral, qwen2, gpt2)", config.model_type);
+  const model::Family& f = model::family_of(config);
+  if (f.gguf_arch.empty()) {
+    std::string list;
+    for (const model::Family* g : model::families())
+      if (!g->gguf_arch.empty()) list += (list.empty() ? "" : ", ") + std::string(g->model_type);
+    fail("model_type \"{}\" has no GGUF architecture (supported: {})", config.model_type, list);
+  }
+  return std::string(f.gguf_arch);
 }
 
 std::optional<std::string> hf_to_gguf_tensor_name(const std::string& hf_name, Architecture arch) {
@@ -352,9 +401,35 @@ std::optional<std::string> gguf_to_hf_tensor_name(const std::string& gguf_name, 
   return full_name(*r->rule, r->layer, Side::Hf, t);
 }
 
+namespace {
+
+// What llama.cpp's graph for `arch` can express of a config: refused, naming
+// the setting, rather than written into a file llama.cpp would misread.
+void check_gguf_representable(const ModelConfig& c, const std::string& arch) {
+  const std::string rope = model::rope_type_of(c.rope_scaling);
+  QF_CHECK(rope == "default" || rope == "linear" || (rope == "yarn" && !c.rope_scaling.contains("attention_factor") &&
+                                                     !c.rope_scaling.contains("mscale")),
+           "rope_scaling {} cannot be written to GGUF (llama.cpp reads none, linear and plain yarn scaling)",
+           c.rope_scaling.dump());
+  if (arch != "gemma3") return;
+  // llama.cpp's gemma3 fixes these: a global layer every sixth, the local
+  // layers' RoPE base 10000, scores scaled by 1/sqrt(head_dim), no final soft-cap.
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    QF_CHECK(c.layer_is_sliding(l) == ((l + 1) % 6 != 0),
+             "gemma3 GGUF needs the sliding-window layer pattern llama.cpp assumes (every sixth layer global); "
+             "layer {} differs",
+             l);
+  QF_CHECK(c.rope_local_theta == 10000.0f, "gemma3 GGUF needs a local RoPE base of 10000, got {}", c.rope_local_theta);
+  QF_CHECK(c.query_pre_attn_scalar == static_cast<float>(c.head_dim),
+           "gemma3 GGUF needs query_pre_attn_scalar == head_dim ({}), got {}", c.head_dim, c.query_pre_attn_scalar);
+  QF_CHECK(c.final_softcap == 0, "gemma3 GGUF has no final logit soft-capping (config has {})", c.final_softcap);
+}
+
+}  // namespace
+
 GgufMetadata gguf_model_metadata(const ModelConfig& c, const Vocab* vocab, DType dtype, const std::string& name) {
   const std::string arch = gguf_architecture(c);
-  QF_CHECK(c.rope_scaling.is_null(), "rope_scaling {} cannot be written to GGUF yet", c.rope_scaling.dump());
+  check_gguf_representable(c, arch);
   GgufMetadata m;
   m.add("general.architecture", arch);
   m.add("general.name", name);
@@ -378,6 +453,15 @@ GgufMetadata gguf_model_metadata(const ModelConfig& c, const Vocab* vocab, DType
       m.add(key("attention.value_length"), as_u32(c.head_dim, "head_dim"));
     }
     if (c.sliding_window > 0) m.add(key("attention.sliding_window"), as_u32(c.sliding_window, "sliding_window"));
+    const std::string rope = model::rope_type_of(c.rope_scaling);
+    if (rope != "default") {
+      m.add(key("rope.scaling.type"), rope);
+      m.add(key("rope.scaling.factor"), static_cast<float>(c.rope_scaling.value("factor", 1.0)));
+      if (rope == "yarn")
+        m.add(key("rope.scaling.original_context_length"),
+              as_u32(c.rope_scaling.value("original_max_position_embeddings", c.max_positions),
+                     "original_max_position_embeddings"));
+    }
   }
   m.add(key("vocab_size"), as_u32(c.vocab_size, "vocab_size"));
   if (vocab) {
@@ -401,7 +485,7 @@ struct Planned {
 std::vector<Planned> plan_model(const ModelConfig& config, std::span<const NamedTensor> hf_tensors,
                                 const GgufModelWriteOptions& options) {
   config.validate("");
-  const Tables t = tables_for(config.arch);
+  const Tables t = tables_for(config);
   const GgufRecipeContext context{config.n_layers, config.n_kv_heads > 0 ? config.n_heads / config.n_kv_heads : 1,
                                   config.tie_embeddings, !options.importance.empty()};
   std::vector<Planned> planned;
@@ -519,20 +603,17 @@ void write_gguf_model(const std::string& path, const ModelConfig& config, std::s
 ModelConfig gguf_model_config(const GgufMetadata& m) {
   ModelConfig c;
   const std::string& arch = m.get<std::string>("general.architecture");
-  if (arch == "llama") {
-    c.arch = Architecture::Llama;
-    c.model_type = "llama";
-  } else if (arch == "qwen2") {
-    c.arch = Architecture::Llama;
-    c.model_type = "qwen2";
-    c.attention_bias = true;
-  } else if (arch == "gpt2") {
-    c.arch = Architecture::GPT2;
-    c.model_type = "gpt2";
-    c.attention_bias = true;
-  } else {
-    fail("general.architecture {} is not supported (supported: llama, qwen2, gpt2)", quote(arch));
+  const model::Family* family = nullptr;
+  std::string supported;
+  for (const model::Family* f : model::families()) {
+    if (f->gguf_arch.empty() || supported.find(std::string(f->gguf_arch)) != std::string::npos) continue;
+    supported += (supported.empty() ? "" : ", ") + std::string(f->gguf_arch);
+    if (!family && f->gguf_arch == arch) family = f;  // "llama": the first, Llama itself
   }
+  QF_CHECK(family, "general.architecture {} is not supported (supported: {})", quote(arch), supported);
+  c.arch = family->layout;
+  c.model_type = std::string(family->model_type);
+  c.attention_bias = family->biases.qkv == model::BiasRule::Always;
   auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
   c.max_positions = get_count(m, key("context_length"));
   c.hidden_size = get_count(m, key("embedding_length"));
@@ -564,6 +645,14 @@ ModelConfig gguf_model_config(const GgufMetadata& m) {
     }
     if (m.contains(key("attention.sliding_window")))
       c.sliding_window = get_count(m, key("attention.sliding_window"));
+    if (arch == "gemma3") {
+      // What llama.cpp's gemma3 assumes (check_gguf_representable).
+      c.sliding_layers.assign(static_cast<size_t>(c.n_layers), false);
+      for (int64_t l = 0; l < c.n_layers; ++l) c.sliding_layers[static_cast<size_t>(l)] = (l + 1) % 6 != 0;
+      c.rope_local_theta = 10000.0f;
+      c.query_pre_attn_scalar = static_cast<float>(c.head_dim);
+      if (!m.contains(key("rope.freq_base"))) c.rope_theta = 1e6f;
+    }
     if (m.contains(key("rope.scaling.type"))) {
       const std::string& type = m.get<std::string>(key("rope.scaling.type"));
       if (type != "none") {
@@ -638,7 +727,7 @@ GgufModel gguf_model_from_contents(const GgufContents& contents, const GgufModel
     out.vocab = gguf_vocab(contents.metadata);
     if (const auto* name = contents.metadata.find("general.name"); name && name->get_if<std::string>())
       out.name = *name->get_if<std::string>();
-    const Tables t = tables_for(c.arch);
+    const Tables t = tables_for(c);
 
     // Resolve every name first: the config's tensor-derived fields are needed
     // to check shapes.
@@ -655,7 +744,8 @@ GgufModel gguf_model_from_contents(const GgufContents& contents, const GgufModel
       present.insert(info.name);
     }
     c.tie_embeddings = !present.contains("output.weight");
-    if (c.arch == Architecture::Llama && c.model_type == "llama") c.attention_bias = present.contains("blk.0.attn_q.bias");
+    if (model::family_of(c).biases.qkv == model::BiasRule::IfAttentionBias)
+      c.attention_bias = present.contains("blk.0.attn_q.bias");
     if (c.vocab_size == 0)
       if (const auto* embd = contents.find("token_embd.weight"); embd && !embd->shape.empty())
         c.vocab_size = embd->shape.front();

@@ -22,11 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-bool is_attention(LinearKind kind) {
-  return kind == LinearKind::Q || kind == LinearKind::K || kind == LinearKind::V || kind == LinearKind::QKV ||
-         kind == LinearKind::O;
-}
-
 }  // namespace
 
 fs::path checkpoint_folder(const std::string& path) {
@@ -95,15 +90,18 @@ std::vector<formats::NamedTensor> read_folder_tensors(const fs::path& folder, st
 
 Model with_bias_groups(const Model& m) {
   Model out = m;  // shares the tensors
-  if (m.config.model_type != "llama") return out;
-  for (const LayerWeights& L : m.layers) {
-    out.config.attention_bias =
-        out.config.attention_bias || !L.bq.empty() || !L.bk.empty() || !L.bv.empty() || !L.bo.empty();
-    out.config.mlp_bias = out.config.mlp_bias || !L.b_gate.empty() || !L.b_up.empty() || !L.b_down.empty();
+  // A bias on any layer a switch governs turns the switch on for them all.
+  for (const LinearLayer& l : all_linears(out.config)) {
+    if (linear_bias(m.layers[static_cast<size_t>(l.layer)], l.kind).empty()) continue;
+    const BiasRule rule = bias_rule(out.config, l.kind);
+    if (rule == BiasRule::IfAttentionBias) out.config.attention_bias = true;
+    if (rule == BiasRule::IfMlpBias) out.config.mlp_bias = true;
   }
   for (const LinearLayer& l : all_linears(out.config)) {
     Tensor& b = linear_bias(out.layers[static_cast<size_t>(l.layer)], l.kind);
-    const bool wanted = is_attention(l.kind) ? out.config.attention_bias : out.config.mlp_bias;
+    const BiasRule rule = bias_rule(out.config, l.kind);
+    const bool wanted = rule == BiasRule::Always || (rule == BiasRule::IfAttentionBias && out.config.attention_bias) ||
+                        (rule == BiasRule::IfMlpBias && out.config.mlp_bias);
     if (wanted && b.empty()) b = Tensor::zeros(DType::F32, {l.out_features});
   }
   return out;

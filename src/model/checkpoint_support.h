@@ -44,10 +44,10 @@ std::vector<std::string> float_linears(const QuantizedModel& qm);
 // after the model, e.g. gptq_model-4bit-128g.safetensors). `file` gets the path read.
 std::vector<formats::NamedTensor> read_folder_tensors(const std::filesystem::path& folder, std::string* file);
 
-// transformers' LlamaConfig knows biases only as groups: attention_bias
-// (q, k, v, o) and mlp_bias (gate, up, down). Bias correction adds biases to
-// any of the linears, so the group's flag is set and the layers without a
-// bias get zero ones.
+// transformers knows biases only by the family's rules (model/arch/family.h
+// BiasRules): groups switched by attention_bias (q, k, v, o) and mlp_bias
+// (gate, up, down), or fixed. Bias correction adds biases to single layers,
+// so a group's switch is set and its layers without a bias get zero ones.
 Model with_bias_groups(const Model& m);
 
 // named_tensors() order, the weight of every layer in `replaced` swapped for

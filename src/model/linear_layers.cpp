@@ -105,6 +105,23 @@ const Tensor& linear_weight(const LayerWeights& w, LinearKind kind) {
   }
   fail("unknown linear kind");
 }
+BiasRule bias_rule(const ModelConfig& c, LinearKind kind) {
+  const BiasRules& r = family_of(c).biases;
+  switch (kind) {
+    case LinearKind::Q:
+    case LinearKind::K:
+    case LinearKind::V:
+    case LinearKind::QKV: return r.qkv;
+    case LinearKind::O: return r.o;
+    case LinearKind::Gate:
+    case LinearKind::Up:
+    case LinearKind::Down: return r.mlp;
+  }
+  return BiasRule::Never;
+}
+
+bool can_have_bias(const ModelConfig& c, LinearKind kind) { return bias_rule(c, kind) != BiasRule::Never; }
+
 Tensor& linear_weight(LayerWeights& w, LinearKind kind) {
   return const_cast<Tensor&>(linear_weight(static_cast<const LayerWeights&>(w), kind));
 }

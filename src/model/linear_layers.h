@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/arch/family.h"
 #include "model/model.h"
 
 namespace qf::model {
@@ -37,6 +38,12 @@ std::string block_prefix(const ModelConfig& config, int64_t layer);
 // "q_proj", "o_proj", "c_attn", ... (the last part of the module name).
 std::string linear_kind_name(const ModelConfig& config, LinearKind kind);
 std::string input_site_name(InputSite site);  // "attn_in", "attn_out", "ffn_in", "ffn_hidden"
+
+// When transformers gives linear `kind` of this family a bias (model/arch/family.h).
+BiasRule bias_rule(const ModelConfig& config, LinearKind kind);
+// Whether a bias on `kind` survives a round trip through transformers: the
+// rule is not Never (bias correction adds biases only there).
+bool can_have_bias(const ModelConfig& config, LinearKind kind);
 
 Tensor& linear_weight(LayerWeights& w, LinearKind kind);
 const Tensor& linear_weight(const LayerWeights& w, LinearKind kind);

@@ -1,6 +1,5 @@
 #include "model/model.h"
 
-#include "model/arch/family.h"
 
 #include <algorithm>
 #include <cstring>
@@ -12,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "model/arch/family.h"
 #include "formats/gguf_model.h"
 #include "kernels/packed_matrix.h"
 

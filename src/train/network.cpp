@@ -1,11 +1,14 @@
 #include "train/network.h"
 
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "model/arch/family.h"
+#include "model/rope.h"
 #include "runtime/activation_quant.h"
 #include "runtime/fp32_ops.h"
 
@@ -60,7 +63,18 @@ struct Network::Tape {
 
 Network::Network(const model::Model& m, NetworkOptions options) : model_(m), options_(options) {
   const model::ModelConfig& c = m.config;
-  QF_CHECK(c.rope_scaling.is_null(), "{}: rope_scaling is not supported by the trainer", m.source);
+  // The trainer's taped ops cover the Llama and GPT-2 blocks; other parts of
+  // a BlockSpec have no backward pass here yet.
+  const model::BlockSpec& spec = model::block_spec(c);
+  const model::BlockSpec llama{}, gpt2 = model::find_family("gpt2")->block;
+  QF_CHECK(spec == llama || spec == gpt2,
+           "{}: quantization-aware training supports the Llama, Mistral, Qwen2 and GPT-2 blocks; {} has{}{}{}{} "
+           "(use quantize --method gptq|awq|rtn for it)",
+           m.source, c.model_type, spec.qk_norm ? " q/k norms" : "", spec.sandwich_norms ? " sandwich norms" : "",
+           spec.norm == model::NormKind::RMSPlusOne ? " (1 + w) RMSNorm" : "",
+           spec.mlp == model::MlpKind::GeGLU ? " a GeGLU MLP" : "");
+  QF_CHECK(c.final_softcap == 0 && c.attn_softcap == 0 && c.rope_local_theta == 0,
+           "{}: quantization-aware training does not support soft-capping or per-layer RoPE bases", m.source);
   QF_CHECK(!m.lm_head_packed && !m.embed_packed, "{}: the model holds packed (quantized) weights; training needs a float model",
            m.source);
   linears_ = model::all_linears(c);
@@ -126,14 +140,14 @@ void Network::prepare_positions(int64_t T) {
   const int64_t half = c.head_dim / 2;
   cos_.assign(static_cast<size_t>(T * half), 0.0f);
   sin_.assign(static_cast<size_t>(T * half), 0.0f);
+  // As the runtime computes them (model/rope.h, double angles, then rounded).
+  const model::RopeFrequencies f = model::rope_frequencies(c, false, T);
   for (int64_t i = 0; i < half; ++i) {
-    // As the runtime computes them (double angles, then rounded).
-    const double inv =
-        std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+    const double inv = f.inv_freq[static_cast<size_t>(i)];
     for (int64_t t = 0; t < T; ++t) {
       const double angle = static_cast<double>(t) * inv;
-      cos_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
-      sin_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(angle));
+      cos_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(angle) * f.attention_factor);
+      sin_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(angle) * f.attention_factor);
     }
   }
   pos_T_ = T;

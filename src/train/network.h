@@ -34,8 +34,9 @@ struct NetworkOptions {
 
 class Network {
  public:
-  // Throws qf::Error for models the trainer cannot run (rope_scaling, a
-  // quantized or packed model, non-F32 weights).
+  // Throws qf::Error for models the trainer cannot run (block parts without
+  // a backward pass here: q/k norms, sandwich norms, (1 + w) norms, GeGLU,
+  // soft-capping; a quantized or packed model, non-F32 weights).
   Network(const model::Model& model, NetworkOptions options);
   ~Network();
   Network(const Network&) = delete;

@@ -31,6 +31,8 @@ struct Case {
   int64_t tokens;   // prompt length
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 // The shapes every case shares; each case adds or overrides keys.
 json decoder(const std::string& model_type, json extra) {
   json c = {{"model_type", model_type}, {"vocab_size", 96},          {"hidden_size", 64},

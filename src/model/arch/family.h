@@ -18,13 +18,28 @@
 
 namespace qf::model {
 
+// When transformers gives a linear layer a bias (and so loads one we write).
+enum class BiasRule {
+  Never,            // the module has bias=False (Mistral; Qwen2's o_proj)
+  Always,           // bias=True whatever the config says (GPT-2; Qwen2's q/k/v)
+  IfAttentionBias,  // config.json "attention_bias"
+  IfMlpBias,        // config.json "mlp_bias"
+};
+struct BiasRules {
+  BiasRule qkv = BiasRule::Never, o = BiasRule::Never, mlp = BiasRule::Never;
+};
+
 struct Family {
   std::string_view model_type;       // config.json "model_type"
   std::string_view hf_architecture;  // config.json "architectures"[0], e.g. "Qwen3ForCausalLM"
+  // llama.cpp's general.architecture for it ("" when llama.cpp has none);
+  // formats/gguf_model.cpp holds the tensor names and metadata keys.
+  std::string_view gguf_arch;
   // Tensor naming and orientation: Llama-style (model.layers.N.self_attn...)
   // or GPT-2 style (h.N.attn.c_attn, Conv1D).
   Architecture layout = Architecture::Llama;
   BlockSpec block;
+  BiasRules biases;
   // Reads the family's config.json into a ModelConfig (model_type and arch
   // set; validate() is run by the caller). Throws qf::Error for unsupported
   // settings, naming them.

@@ -85,11 +85,13 @@ void gemma3_to_hf(const ModelConfig& c, json& j) {
 
 const Family kGemma3{.model_type = "gemma3_text",
                      .hf_architecture = "Gemma3ForCausalLM",
+                     .gguf_arch = "gemma3",
                      .block = {.norm = NormKind::RMSPlusOne,
                                .mlp = MlpKind::GeGLU,
                                .qk_norm = true,
                                .sandwich_norms = true,
                                .scale_embedding = true},
+                     .biases = {.qkv = BiasRule::IfAttentionBias, .o = BiasRule::IfAttentionBias},
                      .from_hf = gemma3_from_hf,
                      .to_hf = gemma3_to_hf};
 

@@ -59,12 +59,14 @@ void gpt2_to_hf(const ModelConfig& c, json& j) {
 
 const Family kGpt2{.model_type = "gpt2",
                    .hf_architecture = "GPT2LMHeadModel",
+                   .gguf_arch = "gpt2",
                    .layout = Architecture::GPT2,
                    .block = {.norm = NormKind::Layer,
                              .mlp = MlpKind::GeluTanh,
                              .learned_positions = true,
                              .conv1d_weights = true,
                              .fused_qkv = true},
+                   .biases = {.qkv = BiasRule::Always, .o = BiasRule::Always, .mlp = BiasRule::Always},
                    .from_hf = gpt2_from_hf,
                    .to_hf = gpt2_to_hf};
 

@@ -39,13 +39,18 @@ void mistral_to_hf(const ModelConfig& c, json& j) {
 
 const Family kLlama{.model_type = "llama",
                     .hf_architecture = "LlamaForCausalLM",
+                    .gguf_arch = "llama",
                     .block = {},
+                    .biases = {.qkv = BiasRule::IfAttentionBias, .o = BiasRule::IfAttentionBias,
+                               .mlp = BiasRule::IfMlpBias},
                     .from_hf = llama_from_hf,
                     .to_hf = llama_to_hf};
 
 const Family kMistral{.model_type = "mistral",
                       .hf_architecture = "MistralForCausalLM",
+                      .gguf_arch = "llama",
                       .block = {},
+                      .biases = {},  // no linear layer has a bias
                       .from_hf = mistral_from_hf,
                       .to_hf = mistral_to_hf};
 

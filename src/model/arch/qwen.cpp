@@ -45,13 +45,17 @@ void qwen3_to_hf(const ModelConfig& c, json& j) {
 
 const Family kQwen2{.model_type = "qwen2",
                     .hf_architecture = "Qwen2ForCausalLM",
+                    .gguf_arch = "qwen2",
                     .block = {},
+                    .biases = {.qkv = BiasRule::Always},
                     .from_hf = qwen2_from_hf,
                     .to_hf = qwen2_to_hf};
 
 const Family kQwen3{.model_type = "qwen3",
                     .hf_architecture = "Qwen3ForCausalLM",
+                    .gguf_arch = "qwen3",
                     .block = {.qk_norm = true},
+                    .biases = {.qkv = BiasRule::IfAttentionBias, .o = BiasRule::IfAttentionBias},
                     .from_hf = qwen3_from_hf,
                     .to_hf = qwen3_to_hf};
 
