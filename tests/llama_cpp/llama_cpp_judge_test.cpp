@@ -36,6 +36,7 @@
 #include "shared_data.h"
 #include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
+#include "transformers_model.h"
 
 namespace qf::test {
 namespace {
@@ -288,6 +289,84 @@ TEST_F(LlamaCppJudge, WideSyntheticLlamaEveryKTypeAgrees) {
     tokens.push_back(static_cast<int32_t>(std::discrete_distribution<size_t>(w.begin(), w.end())(rng)));
   }
   judge_matrix("wide", source, false, tokens, kWideLimits);
+}
+
+// Every family llama.cpp has a graph for: a tiny random model made by
+// transformers (tests/runtime/transformers_reference.py), loaded from its HF
+// folder, written by qforge as an F32 GGUF (tok512 as its vocabulary) and as
+// Q8_0; llama.cpp's next-token distributions must match qforge's on the same
+// files. Prompts pass Gemma 3's sliding window and the yarn/linear RoPE's
+// original context.
+TEST_F(LlamaCppJudge, EveryFamilyAgreesOnF32AndQ8_0) {
+  if (transformers_python().empty())
+    GTEST_SKIP() << "no python with torch and transformers (scripts/python-env.sh makes build/venv)";
+  const nlohmann::json base = {{"vocab_size", 512},      {"hidden_size", 64},          {"intermediate_size", 128},
+                               {"num_hidden_layers", 2}, {"num_attention_heads", 4},   {"num_key_value_heads", 2},
+                               {"max_position_embeddings", 128}, {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false},
+                               {"bos_token_id", 1},      {"eos_token_id", 2}};
+  auto config = [&](const std::string& type, const nlohmann::json& extra) {
+    nlohmann::json c = base;
+    c["model_type"] = type;
+    if (!extra.is_null()) c.update(extra);
+    return c;
+  };
+  const std::vector<std::pair<std::string, nlohmann::json>> families = {
+      {"llama_tied_head_dim", config("llama", {{"tie_word_embeddings", true}, {"head_dim", 32}})},
+      {"llama_linear_rope",
+       config("llama", {{"rope_parameters", {{"rope_type", "linear"}, {"rope_theta", 10000.0}, {"factor", 4.0}}}})},
+      {"llama_yarn_rope", config("llama", {{"rope_parameters", {{"rope_type", "yarn"}, {"rope_theta", 10000.0},
+                                                                {"factor", 4.0},
+                                                                {"original_max_position_embeddings", 32}}}})},
+      {"qwen2", config("qwen2", {{"use_sliding_window", false}})},
+      {"qwen3", config("qwen3", {{"head_dim", 32}})},
+      // llama.cpp's gemma3: a global layer every sixth, local base 10000,
+      // scores scaled by 1/sqrt(head_dim).
+      {"gemma3", config("gemma3_text", {{"num_hidden_layers", 6},
+                                        {"head_dim", 32},
+                                        {"sliding_window", 16},
+                                        {"query_pre_attn_scalar", 32},
+                                        {"tie_word_embeddings", true}})},
+  };
+  std::vector<int32_t> tokens = {1};
+  for (int32_t t = 1; t < 64; ++t) tokens.push_back(static_cast<int32_t>(3 + (t * 131) % 509));
+  const tokenizer::Vocab vocab = tokenizer::load_sentencepiece_model(shared_data_path(kTok512));
+  std::vector<JudgeJob> jobs;
+  std::vector<Tensor> ours;
+  std::vector<std::string> labels;
+  for (const auto& [name, cfg] : families) {
+    const std::string folder = path(name);
+    const TransformersModel ref = make_transformers_model(cfg, tokens, 512, folder);
+    ASSERT_TRUE(ref.error.empty()) << ref.error;
+    const model::Model m = model::load_model(folder);
+    const std::string f32 = path(name + "_f32.gguf"), q8 = path(name + "_q8_0.gguf");
+    formats::write_gguf_model(f32, m.config, m.named_tensors(), &vocab, DType::F32);
+    const auto r = run_qforge("quantize " + f32 + " -o " + q8 + " --format gguf --weights q8_0");
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    for (const std::string& file : {f32, q8}) {
+      const model::Model g = model::load_model(file, {.integer_kernels = true});
+      EXPECT_EQ(g.config.model_type, m.config.model_type) << file;
+      runtime::Runtime rt(g, {.n_threads = 2, .context = static_cast<int64_t>(tokens.size())});
+      ours.push_back(rt.forward(tokens));
+      jobs.push_back({file, tokens, std::nullopt});
+      labels.push_back(name + (file == f32 ? " F32" : " Q8_0"));
+    }
+  }
+  const JudgeRun run = run_judge(jobs, dir_);
+  std::cout << fmt::format("llama.cpp judge: node-llama-cpp {}, llama.cpp {}, ggml CPU backend '{}'\n",
+                           run.node_llama_cpp, run.llama_cpp_release, run.cpu_backend);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const JudgeResult& r = run.results[i];
+    if (!r.ok) {
+      ADD_FAILURE() << "llama.cpp refused our " << labels[i] << " file: " << r.error;
+      continue;
+    }
+    const Agreement a = compare_with_judge(ours[i], r.probs, tokens);
+    std::cout << fmt::format("{:<26} KLD mean {:.3g} max {:.3g} top-1 {:.1f}%\n", labels[i], a.mean_kld, a.max_kld,
+                             100 * a.top1);
+    // F32: the two engines compute the same function. Q8_0: llama.cpp's
+    // 8-bit activations add their rounding (see Limits).
+    EXPECT_LT(a.mean_kld, i % 2 == 0 ? 1e-4 : kWideLimits.legacy_kld) << labels[i];
+  }
 }
 
 // `qforge eval --protocol chunks` is llama-perplexity's protocol: on the whole

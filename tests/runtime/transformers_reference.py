@@ -35,7 +35,11 @@ def main():
                 # norms, 0 for Gemma's offsets and for biases).
                 p.add_(torch.randn(p.shape, generator=gen) * 0.3)
             elif "embed" in name or name.endswith("wte.weight") or name.endswith("wpe.weight"):
-                p.copy_(torch.randn(p.shape, generator=gen))
+                # Gemma multiplies the embedding by sqrt(hidden) (and ties the
+                # head to it): unit-size rows there would give one-hot logits
+                # that no disagreement could move.
+                scale = 1.0 / math.sqrt(p.shape[1]) if model_type.startswith("gemma") else 1.0
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
             else:
                 fan_in = p.shape[0] if model_type == "gpt2" else p.shape[1]
                 p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(fan_in))

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -18,6 +17,7 @@
 #include "../model/test_models.h"
 #include "model/model.h"
 #include "numpy_python.h"
+#include "transformers_model.h"
 #include "runtime/runtime.h"
 
 namespace qf::runtime {
@@ -102,19 +102,11 @@ TEST_P(TransformersReference, LogitsMatch) {
   model::testing::TempDir dir;
   std::vector<int32_t> tokens;
   for (int64_t t = 0; t < c.tokens; ++t) tokens.push_back(static_cast<int32_t>((t * 37 + 11) % 96));
-  const std::string spec_path = dir.file("spec.json");
-  std::ofstream(spec_path) << json{{"config", c.config}, {"tokens", tokens}, {"seed", 7}}.dump();
-  const std::string folder = dir.file("model");
-  const std::string command = python + " '" + std::string(QF_SOURCE_DIR) +
-                              "/tests/runtime/transformers_reference.py' '" + spec_path + "' '" + folder + "' 2>&1";
-  const auto [status, output] = test::run_shell(command);
-  ASSERT_EQ(status, 0) << command << "\n" << output;
-
   const int64_t vocab = 96;
-  std::vector<float> want(tokens.size() * static_cast<size_t>(vocab));
-  std::ifstream f(folder + "/logits.f32", std::ios::binary);
-  f.read(reinterpret_cast<char*>(want.data()), static_cast<std::streamsize>(want.size() * sizeof(float)));
-  ASSERT_TRUE(f.good()) << "reading transformers' logits";
+  const std::string folder = dir.file("model");
+  const test::TransformersModel ref = test::make_transformers_model(c.config, tokens, vocab, folder);
+  ASSERT_TRUE(ref.error.empty()) << ref.error;
+  const std::vector<float>& want = ref.logits;
 
   const model::Model m = model::load_model(folder);
   Runtime rt(m, {.n_threads = 2, .context = c.tokens});
