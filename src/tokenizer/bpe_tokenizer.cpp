@@ -114,11 +114,18 @@ class BpeTokenizer final : public Tokenizer {
       int32_t right_id;
       bool operator>(const Candidate& o) const { return rank > o.rank || (rank == o.rank && left > o.left); }
     };
-    const auto n = static_cast<int32_t>(word.size());
-    std::vector<Symbol> sym(word.size());
-    for (int32_t i = 0; i < n; ++i) {
-      sym[i] = Symbol{byte_ids_[static_cast<uint8_t>(word[i])], i - 1, i + 1 < n ? i + 1 : -1};
+    // A byte without a token becomes the unknown token, or is dropped when
+    // there is none, as Hugging Face tokenizers' BPE does.
+    std::vector<int32_t> start;
+    start.reserve(word.size());
+    for (const char c : word) {
+      const int32_t id = byte_ids_[static_cast<uint8_t>(c)];
+      if (id >= 0 || vocab_.unk_id >= 0) start.push_back(id >= 0 ? id : vocab_.unk_id);
     }
+    const auto n = static_cast<int32_t>(start.size());
+    std::vector<Symbol> sym(start.size());
+    if (n == 0) return {};
+    for (int32_t i = 0; i < n; ++i) sym[i] = Symbol{start[static_cast<size_t>(i)], i - 1, i + 1 < n ? i + 1 : -1};
     std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
     const auto consider = [&](int32_t left) {
       if (left < 0 || sym[left].next < 0) return;

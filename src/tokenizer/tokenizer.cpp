@@ -98,8 +98,11 @@ std::array<int32_t, 256> byte_level_ids(const std::unordered_map<std::string_vie
     ch.clear();
     unicode::append_utf8(ch, unicode::byte_to_unicode(static_cast<uint8_t>(b)));
     const auto it = ids.find(ch);
-    QF_CHECK(it != ids.end(), "byte-level vocabulary has no token for byte 0x{:02X} ({})", b, formats::quote(ch));
-    out[b] = it->second;
+    // Control bytes may lack a token (SmolLM2); printable ASCII may not: a
+    // vocabulary without those is no byte-level one.
+    QF_CHECK(it != ids.end() || b < 0x21 || b > 0x7E,
+             "byte-level vocabulary has no token for the printable byte 0x{:02X} ({})", b, formats::quote(ch));
+    out[b] = it == ids.end() ? -1 : it->second;
   }
   return out;
 }

@@ -44,7 +44,9 @@ inline uint64_t merge_key(int32_t left, int32_t right) {
 // First id of each token text.
 std::unordered_map<std::string_view, int32_t> index_tokens(const Vocab& vocab);
 MergeTable build_merge_table(const Vocab& vocab, const std::unordered_map<std::string_view, int32_t>& ids);
-// Id of the token of each byte's GPT-2 character; throws if one is missing.
+// Id of the token of each byte's GPT-2 character, or -1 where the vocabulary
+// has none (SmolLM2's 49152 tokens lack a few control bytes); throws when a
+// printable ASCII byte has none.
 std::array<int32_t, 256> byte_level_ids(const std::unordered_map<std::string_view, int32_t>& ids);
 
 std::unique_ptr<Tokenizer> make_spm_tokenizer(Vocab vocab);

@@ -149,3 +149,34 @@ TEST(Gpt2, LongInputsStayFast) {
 
 }  // namespace
 }  // namespace qf::tokenizer
+
+namespace qf::tokenizer {
+namespace {
+
+// SmolLM2's byte-level vocabulary has no token for a few control bytes: such
+// a byte becomes the unknown token when there is one, and is dropped
+// otherwise (Hugging Face tokenizers' BPE), instead of refusing the vocabulary.
+TEST(Gpt2, BytesWithoutATokenBecomeUnknownOrAreDropped) {
+  REQUIRE_GPT2();
+  Vocab v = gpt2().vocab();
+  const std::string ctrl_a = "\xC4\x81";  // byte 0x01's GPT-2 character, U+0101
+  const auto it = std::find(v.tokens.begin(), v.tokens.end(), ctrl_a);
+  ASSERT_NE(it, v.tokens.end());
+  *it = "<removed 0x01>";
+  const auto dropped = make_tokenizer(v);
+  // The pre-tokenizer splits "a", "\x01", "b" into words; the middle one vanishes.
+  Ids want = gpt2().encode("a", false);
+  want.push_back(gpt2().encode("b", false).front());
+  EXPECT_EQ(dropped->encode("a\x01" "b", false), want);
+  // Printable ASCII must be there.
+  Vocab broken = gpt2().vocab();
+  *std::find(broken.tokens.begin(), broken.tokens.end(), std::string("A")) = "<removed A>";
+  EXPECT_THROW(make_tokenizer(broken), Error);
+  v.unk_id = 50256;
+  const auto unknown = make_tokenizer(v);
+  const Ids ids = unknown->encode("\x01", false);
+  EXPECT_EQ(ids, (Ids{50256}));
+}
+
+}  // namespace
+}  // namespace qf::tokenizer

@@ -185,8 +185,12 @@ TEST(VocabValidation, RejectsBadVocabularies) {
   b.merges.push_back("ab");
   EXPECT_THROW(make_tokenizer(b), Error);
   b = bpe_vocab();
-  b.tokens[10] = "zz";  // byte 0x0A's character is gone
+  b.tokens[0x41] = "zz";  // printable byte 'A' has no token
   EXPECT_THROW(make_tokenizer(b), Error);
+  b = bpe_vocab();
+  b.tokens[10] = "zz";  // a control byte may lack one: it is dropped (no unknown token here)
+  // ("a", "\n", "b" are three pre-tokenized words; the middle one vanishes.)
+  EXPECT_EQ(make_tokenizer(b)->encode("a\nb", false), (std::vector<int32_t>{'a', 'b'}));
 }
 
 TEST(Tokenizer, ConcurrentEncodeIsSafe) {
