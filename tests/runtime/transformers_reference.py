@@ -3,7 +3,8 @@
 Usage: transformers_reference.py SPEC.json OUT_DIR
 
 SPEC.json: {"config": {...kwargs of AutoConfig.for_model, with "model_type"},
-            "tokens": [ids], "seed": int}.
+            "tokens": [ids], "seed": int}, or {"load": true, "tokens": [ids]} to
+load the model already in OUT_DIR (a folder qforge wrote) with from_pretrained.
 Builds a tiny random-weight model from the config alone (never the hub),
 re-draws every weight with a fixed seed so that norms, biases and scales are
 far from their neutral initial values (a wrong norm kind or a missing bias
@@ -22,11 +23,15 @@ from transformers import AutoConfig, AutoModelForCausalLM
 def main():
     spec = json.load(open(sys.argv[1]))
     out = sys.argv[2]
+    if spec.get("load"):
+        model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager")
+        write_logits(model, spec["tokens"], out)
+        return
     kwargs = dict(spec["config"])
     model_type = kwargs.pop("model_type")
     config = AutoConfig.for_model(model_type, **kwargs)
     torch.manual_seed(spec.get("seed", 0))
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
     gen = torch.Generator().manual_seed(spec.get("seed", 0))
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -45,7 +50,12 @@ def main():
                 p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(fan_in))
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
-    ids = torch.tensor([spec["tokens"]], dtype=torch.long)
+    write_logits(model, spec["tokens"], out)
+
+
+def write_logits(model, tokens, out):
+    model.eval()
+    ids = torch.tensor([tokens], dtype=torch.long)
     with torch.no_grad():
         logits = model(input_ids=ids, use_cache=False).logits[0].to(torch.float32)
     logits.contiguous().numpy().tofile(out + "/logits.f32")

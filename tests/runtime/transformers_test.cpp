@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,43 @@ TEST_P(TransformersReference, LogitsMatch) {
   // position, so cached keys keep the base of the step that made them.
   if (c.name != "dynamic_rope") {
     EXPECT_LT(diff, 1e-4) << c.name << ": decode vs prompt";
+  }
+}
+
+// Real trained weights (scripts/fetch-models.sh): each GGUF as fetched,
+// dequantized and written by `qforge convert` as a Hugging Face folder, must
+// load in transformers and give qforge's logits on the same tokens. This
+// checks our Llama and Gemma 3 blocks on real weights (262k vocabulary,
+// head_dim 256, 18 layers with five local layers per global one) and the
+// config.json / tensor names we write for them.
+TEST(TransformersReal, GgufConvertedToHfFoldersAgree) {
+  if (test::transformers_python().empty())
+    GTEST_SKIP() << "no python with torch and transformers (scripts/python-env.sh makes build/venv)";
+  const char* env = std::getenv("QF_MODEL_CACHE");
+  const std::filesystem::path cache =
+      env && *env ? std::filesystem::path(env) : std::filesystem::path(QF_SOURCE_DIR) / "build" / "models";
+  model::testing::TempDir dir;
+  for (const char* name : {"smollm2-135m-instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"}) {
+    const std::filesystem::path file = cache / name;
+    if (!std::filesystem::exists(file)) GTEST_SKIP() << file << " is absent (bash scripts/fetch-models.sh fetches it)";
+    const std::string folder = dir.file(name) + ".hf";
+    const auto [status, output] =
+        test::run_shell(std::string(QF_QFORGE_BIN) + " convert '" + file.string() + "' '" + folder + "' 2>&1");
+    ASSERT_EQ(status, 0) << output;
+    const model::Model m = model::load_model(folder);
+    std::vector<int32_t> tokens = {m.config.bos_token_id >= 0 ? m.config.bos_token_id : 1};
+    for (int32_t t = 1; t < 48; ++t)
+      tokens.push_back(static_cast<int32_t>(10 + (t * 7919) % (m.config.vocab_size - 10)));
+    const test::TransformersModel ref = test::transformers_logits(folder, tokens, m.config.vocab_size);
+    ASSERT_TRUE(ref.error.empty()) << ref.error;
+    Runtime rt(m, {.n_threads = 2, .context = static_cast<int64_t>(tokens.size())});
+    const Tensor got = rt.forward(tokens);
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < ref.logits.size(); ++i) {
+      diff = std::max(diff, std::fabs(static_cast<double>(got.data<float>()[i]) - ref.logits[i]));
+      scale = std::max(scale, std::fabs(static_cast<double>(ref.logits[i])));
+    }
+    EXPECT_LT(diff / scale, 1e-4) << name;
   }
 }
 

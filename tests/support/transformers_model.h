@@ -42,4 +42,25 @@ inline TransformersModel make_transformers_model(const nlohmann::json& config, c
   return out;
 }
 
+// transformers' logits on `tokens` of the model saved in `folder` (one qforge
+// wrote: loaded with from_pretrained).
+inline TransformersModel transformers_logits(const std::string& folder, const std::vector<int32_t>& tokens,
+                                             int64_t vocab) {
+  TransformersModel out;
+  const std::string spec = folder + ".spec.json";
+  std::ofstream(spec) << nlohmann::json{{"load", true}, {"tokens", tokens}}.dump();
+  const std::string command = transformers_python() + " '" + std::string(QF_SOURCE_DIR) +
+                              "/tests/runtime/transformers_reference.py' '" + spec + "' '" + folder + "' 2>&1";
+  const ShellResult r = run_shell(command);
+  if (r.status != 0) {
+    out.error = command + "\n" + r.output;
+    return out;
+  }
+  out.logits.resize(tokens.size() * static_cast<size_t>(vocab));
+  std::ifstream f(folder + "/logits.f32", std::ios::binary);
+  f.read(reinterpret_cast<char*>(out.logits.data()), static_cast<std::streamsize>(out.logits.size() * sizeof(float)));
+  if (!f.good()) out.error = "could not read " + folder + "/logits.f32";
+  return out;
+}
+
 }  // namespace qf::test

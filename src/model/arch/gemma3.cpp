@@ -5,6 +5,7 @@
 // attention scaled by query_pre_attn_scalar, optional tanh soft-capping of
 // the final logits.
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "model/arch/families.h"
@@ -71,7 +72,9 @@ ModelConfig gemma3_from_hf(const json& j) {
 void gemma3_to_hf(const ModelConfig& c, json& j) {
   j["hidden_activation"] = "gelu_pytorch_tanh";
   j["attention_bias"] = c.attention_bias;
-  j["query_pre_attn_scalar"] = hf::float_json(c.query_pre_attn_scalar);
+  // An int in transformers' Gemma3TextConfig, which refuses 256.0.
+  const float q = c.query_pre_attn_scalar;
+  j["query_pre_attn_scalar"] = q == std::floor(q) && q < 1e9f ? json(static_cast<int64_t>(q)) : hf::float_json(q);
   j["sliding_window"] = c.sliding_window;
   json types = json::array();
   for (bool s : c.sliding_layers) types.push_back(s ? "sliding_attention" : "full_attention");
