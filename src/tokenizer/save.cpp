@@ -51,7 +51,10 @@ void write_sentencepiece_model(const std::string& path, const Vocab& vocab) {
     std::string piece;  // ModelProto.SentencePiece
     put_bytes(piece, 1, vocab.tokens[i]);
     put_float(piece, 2, i < vocab.scores.size() ? vocab.scores[i] : 0.0f);
-    const TokenType type = i < vocab.types.size() ? vocab.types[i] : TokenType::Normal;
+    TokenType type = i < vocab.types.size() ? vocab.types[i] : TokenType::Normal;
+    // libsentencepiece refuses a model whose unk id is not of type UNKNOWN;
+    // Gemma 3's GGUF marks <unk> as a control token.
+    if (static_cast<int64_t>(i) == vocab.unk_id) type = TokenType::Unknown;
     put_uint(piece, 3, static_cast<uint32_t>(type));
     byte_fallback |= type == TokenType::Byte;
     put_bytes(model, 1, piece);  // ModelProto.pieces

@@ -109,5 +109,22 @@ TEST(SentencePieceWriter, WrittenModelLoadsThroughLibsentencepieceUnchanged) {
   EXPECT_EQ(w.remove_extra_whitespaces, v.remove_extra_whitespaces);
 }
 
+// Gemma 3's GGUF vocabulary marks <unk> as a control token; libsentencepiece
+// (which load_sentencepiece_model runs) refuses a model whose unk piece is
+// not UNKNOWN, so the writer gives it that type.
+TEST(SentencePieceWriter, UnkMarkedAsControlStillLoads) {
+  QF_REQUIRE_SHARED_DATA("stories260K/tok512.model");
+  tokenizer::Vocab v = tokenizer::load_sentencepiece_model(test::shared_data_path("stories260K/tok512.model"));
+  ASSERT_GE(v.unk_id, 0);
+  v.types[static_cast<size_t>(v.unk_id)] = tokenizer::TokenType::Control;
+  const auto path = fs::temp_directory_path() / ("qf_spm_unk_" + std::to_string(::getpid()) + ".model");
+  tokenizer::write_sentencepiece_model(path.string(), v);
+  const tokenizer::Vocab w = tokenizer::load_sentencepiece_model(path.string());
+  fs::remove(path);
+  EXPECT_EQ(w.unk_id, v.unk_id);
+  EXPECT_EQ(w.types[static_cast<size_t>(w.unk_id)], tokenizer::TokenType::Unknown);
+  EXPECT_EQ(w.tokens, v.tokens);
+}
+
 }  // namespace
 }  // namespace qf::model
