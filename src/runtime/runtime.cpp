@@ -379,8 +379,19 @@ void Runtime::block(int64_t l, const model::LayerWeights& L, float* x, int64_t T
   float* xn = Scratch::sized(s.xn, T * H);
   float* att = Scratch::sized(s.att, T * qd);
   float* ff_a = Scratch::sized(s.ff1, T * ff);
-  // Sandwich norms need a sublayer's output apart from the residual stream.
+  // x += out_norm(W in + bias) with sandwich norms (the sublayer's output
+  // apart from the residual stream first), else x += W in + bias in place.
   float* sub = spec.sandwich_norms ? Scratch::sized(s.sub, T * H) : nullptr;
+  auto add_to_residual = [&](LinearKind kind, SiteInput& in, const Tensor& bias, const Tensor& out_norm) {
+    if (sub) {
+      linear(L, kind, in, sub, H, preload_bias(bias, T, H, sub, H));
+      norm_rows(out_norm, Tensor(), sub, T, H, sub);
+      for (int64_t i = 0; i < T * H; ++i) x[i] += sub[i];
+    } else {
+      if (!bias.empty()) add_bias(bias, T, H, x, H);
+      linear(L, kind, in, x, H, /*accumulate=*/true);
+    }
+  };
 
   // One segment: keys and values go straight into its cache rows; several:
   // into scratch, scattered to each row's own cache after RoPE.
@@ -435,14 +446,7 @@ void Runtime::block(int64_t l, const model::LayerWeights& L, float* x, int64_t T
   attention(l, q, q_stride, T, att);
   auto o_in = linear_input(l, L, InputSite::AttnOut, att, T, qd);
   if (!o_in) return;
-  if (sub) {
-    linear(L, LinearKind::O, *o_in, sub, H, preload_bias(L.bo, T, H, sub, H));
-    norm_rows(L.attn_out_norm, Tensor(), sub, T, H, sub);
-    for (int64_t i = 0; i < T * H; ++i) x[i] += sub[i];
-  } else {
-    if (!L.bo.empty()) add_bias(L.bo, T, H, x, H);
-    linear(L, LinearKind::O, *o_in, x, H, /*accumulate=*/true);  // residual
-  }
+  add_to_residual(LinearKind::O, *o_in, L.bo, L.attn_out_norm);
 
   norm_rows(L.ffn_norm, L.ffn_norm_bias, x, T, H, xn);
   auto f_in = linear_input(l, L, InputSite::FfnIn, xn, T, H);
@@ -467,14 +471,7 @@ void Runtime::block(int64_t l, const model::LayerWeights& L, float* x, int64_t T
   }
   auto d_in = linear_input(l, L, InputSite::FfnHidden, ff_a, T, ff);
   if (!d_in) return;
-  if (sub) {
-    linear(L, LinearKind::Down, *d_in, sub, H, preload_bias(L.b_down, T, H, sub, H));
-    norm_rows(L.ffn_out_norm, Tensor(), sub, T, H, sub);
-    for (int64_t i = 0; i < T * H; ++i) x[i] += sub[i];
-  } else {
-    if (!L.b_down.empty()) add_bias(L.b_down, T, H, x, H);
-    linear(L, LinearKind::Down, *d_in, x, H, /*accumulate=*/true);  // residual
-  }
+  add_to_residual(LinearKind::Down, *d_in, L.b_down, L.ffn_out_norm);
 }
 
 void Runtime::head_into(const float* x, int64_t rows, float* logits) {
