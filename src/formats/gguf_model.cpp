@@ -125,6 +125,8 @@ constexpr std::string_view kLlamaIgnoredLayer[] = {"self_attn.rotary_emb.inv_fre
 constexpr std::string_view kGpt2IgnoredLayer[] = {"attn.bias", "attn.masked_bias"};
 
 constexpr std::string_view kGgufLayerPrefix = "blk.";
+// Generated from the config's rope_scaling, not an HF weight.
+constexpr std::string_view kRopeFreqs = "rope_freqs.weight";
 
 struct Tables {
   std::span<const Rule> global, layer;
@@ -407,10 +409,12 @@ namespace {
 // the setting, rather than written into a file llama.cpp would misread.
 void check_gguf_representable(const ModelConfig& c, const std::string& arch) {
   const std::string rope = model::rope_type_of(c.rope_scaling);
-  QF_CHECK(rope == "default" || rope == "linear" || (rope == "yarn" && !c.rope_scaling.contains("attention_factor") &&
-                                                     !c.rope_scaling.contains("mscale")),
-           "rope_scaling {} cannot be written to GGUF (llama.cpp reads none, linear and plain yarn scaling)",
-           c.rope_scaling.dump());
+  QF_CHECK(rope == "default" || rope == "linear" ||
+               (rope == "yarn" && !c.rope_scaling.contains("attention_factor") && !c.rope_scaling.contains("mscale")) ||
+               (rope == "llama3" && arch == "llama"),
+           "rope_scaling {} cannot be written to GGUF {} (llama.cpp reads none, linear and plain yarn scaling, and "
+           "llama3's as per-frequency divisors for llama)",
+           c.rope_scaling.dump(), arch);
   if (arch != "gemma3") return;
   // llama.cpp's gemma3 fixes these: a global layer every sixth, the local
   // layers' RoPE base 10000, scores scaled by 1/sqrt(head_dim), no final soft-cap.
@@ -454,7 +458,7 @@ GgufMetadata gguf_model_metadata(const ModelConfig& c, const Vocab* vocab, DType
     }
     if (c.sliding_window > 0) m.add(key("attention.sliding_window"), as_u32(c.sliding_window, "sliding_window"));
     const std::string rope = model::rope_type_of(c.rope_scaling);
-    if (rope != "default") {
+    if (rope != "default" && rope != "llama3") {  // llama3: the rope_freqs tensor
       m.add(key("rope.scaling.type"), rope);
       m.add(key("rope.scaling.factor"), static_cast<float>(c.rope_scaling.value("factor", 1.0)));
       if (rope == "yarn")
@@ -572,7 +576,15 @@ void write_gguf_model(const std::string& path, const ModelConfig& config, std::s
       fmt::print(stderr, "notice: {}\n", p.type.notice);
   }
 
+  // llama.cpp takes llama3 scaling as divisors of the plain frequencies.
+  std::optional<Tensor> rope_freqs;
+  if (model::rope_type_of(config.rope_scaling) == "llama3") {
+    const std::vector<float> divisors = model::rope_frequency_divisors(config);
+    rope_freqs = Tensor::from_f32(divisors, {static_cast<int64_t>(divisors.size())});
+    plan.push_back({std::string(kRopeFreqs), GgmlType::F32, rope_freqs->shape()});
+  }
   GgufWriter writer(path, metadata, plan);
+  if (rope_freqs) writer.write(std::string(kRopeFreqs), *rope_freqs);
   for (const Planned& p : planned) {
     const GgufTensorType& tt = p.type;
     with_context(fmt::format("{}: tensor {}", path, quote(tt.hf_name)), [&] {
@@ -734,6 +746,15 @@ GgufModel gguf_model_from_contents(const GgufContents& contents, const GgufModel
     std::vector<std::pair<const GgufTensorInfo*, Resolved>> resolved;
     std::set<std::string> present;
     for (const GgufTensorInfo& info : contents.tensors) {
+      if (info.name == kRopeFreqs) {
+        QF_CHECK(info.type == GgmlType::F32 && info.shape.size() == 1, "{} must be a 1-D F32 tensor",
+                 quote(info.name));
+        const Tensor f = contents.tensor(info);
+        QF_CHECK(c.rope_scaling.is_null(), "{} and rope.scaling.type both scale RoPE", quote(info.name));
+        c.rope_scaling =
+            model::llama3_rope_from_divisors(c, std::vector<float>(f.data<float>(), f.data<float>() + f.numel()));
+        continue;
+      }
       const auto r = resolve(info.name, t, Side::Gguf);
       if (!r)
         fail("tensor {} is not a known {} tensor name", quote(info.name),

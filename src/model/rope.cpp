@@ -127,4 +127,72 @@ RopeFrequencies rope_frequencies(const ModelConfig& c, bool sliding, int64_t seq
   return out;
 }
 
+std::vector<float> rope_frequency_divisors(const ModelConfig& c) {
+  ModelConfig plain = c;
+  plain.rope_scaling = nullptr;
+  const std::vector<double> base = rope_frequencies(plain, false, 1).inv_freq;
+  const std::vector<double> scaled = rope_frequencies(c, false, 1).inv_freq;
+  std::vector<float> out(base.size());
+  for (size_t i = 0; i < base.size(); ++i) out[i] = static_cast<float>(base[i] / scaled[i]);
+  return out;
+}
+
+namespace {
+
+bool divisors_match(const ModelConfig& c, const json& rope, const std::vector<float>& divisors) {
+  ModelConfig trial = c;
+  trial.rope_scaling = rope;
+  const std::vector<float> got = rope_frequency_divisors(trial);
+  if (got.size() != divisors.size()) return false;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::abs(got[i] - divisors[i]) <= 1e-5f * std::abs(divisors[i]))) return false;
+  return true;
+}
+
+}  // namespace
+
+json llama3_rope_from_divisors(const ModelConfig& c, const std::vector<float>& divisors) {
+  const size_t half = static_cast<size_t>(c.head_dim / 2);
+  QF_CHECK(divisors.size() == half, "rope_freqs has {} entries; heads of {} dimensions need {}", divisors.size(),
+           c.head_dim, half);
+  double factor = 0;
+  for (const float d : divisors) {
+    QF_CHECK(std::isfinite(d) && d > 0, "rope_freqs holds {}, not a positive frequency divisor", d);
+    factor = std::max(factor, static_cast<double>(d));
+  }
+  if (factor <= 1.0 + 1e-6) return nullptr;
+  auto llama3 = [&](double lo, double hi, double old_len) {
+    return json{{"rope_type", "llama3"},
+                {"factor", factor},
+                {"low_freq_factor", lo},
+                {"high_freq_factor", hi},
+                {"original_max_position_embeddings", old_len}};
+  };
+  if (json r = llama3(1.0, 4.0, 8192.0); divisors_match(c, r, divisors)) return r;
+  // In the smooth band 1/d = (1 - s) / factor + s with s = a / wavelen + b,
+  // a = old_len / (hi - lo), b = -lo / (hi - lo): fit a and b.
+  ModelConfig plain = c;
+  plain.rope_scaling = nullptr;
+  const std::vector<double> inv = rope_frequencies(plain, false, 1).inv_freq;
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  int n = 0;
+  for (size_t i = 0; i < half; ++i) {
+    const double d = divisors[i];
+    if (d <= 1.0 + 1e-6 || d >= factor * (1 - 1e-6)) continue;
+    const double x = inv[i] / (2.0 * std::numbers::pi), y = (1.0 / d - 1.0 / factor) / (1.0 - 1.0 / factor);
+    sx += x, sy += y, sxx += x * x, sxy += x * y, ++n;
+  }
+  const double det = n * sxx - sx * sx;
+  if (n >= 2 && det > 0) {
+    const double a = (n * sxy - sx * sy) / det, b = (sy - a * sx) / n;
+    if (b < 0 && a > 0) {
+      const double lo = 1.0, span = -lo / b;
+      if (json r = llama3(lo, lo + span, a * span); divisors_match(c, r, divisors)) return r;
+    }
+  }
+  fail("rope_freqs (divisors from 1 to {}) match no llama3 rope_scaling; other per-frequency scalings are not "
+       "supported",
+       factor);
+}
+
 }  // namespace qf::model

@@ -38,4 +38,15 @@ RopeFrequencies rope_frequencies(const ModelConfig& c, bool sliding, int64_t seq
 // Whether the frequencies depend on seq_len (so tables must be rebuilt).
 bool rope_depends_on_length(const ModelConfig& c);
 
+// llama.cpp's form of a per-frequency scaling (its rope_freqs tensor): the
+// divisor of each plain frequency, plain / scaled, head_dim / 2 of them.
+std::vector<float> rope_frequency_divisors(const ModelConfig& c);
+// The llama3 rope_scaling whose frequencies are the plain ones divided by
+// `divisors` (a GGUF's rope_freqs, which llama.cpp's converter writes instead
+// of the parameters). Only two combinations of low/high_freq_factor and the
+// original context are observable, so low_freq_factor is set to 1 unless
+// Llama 3.1's published values (1, 4, 8192) fit. Throws qf::Error when no
+// llama3 scaling reproduces the divisors to 1e-5.
+nlohmann::json llama3_rope_from_divisors(const ModelConfig& c, const std::vector<float>& divisors);
+
 }  // namespace qf::model

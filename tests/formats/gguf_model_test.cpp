@@ -20,6 +20,7 @@
 #include "core/float_formats.h"
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
+#include "model/rope.h"
 #include "test_util.h"
 
 namespace qf::formats {
@@ -319,6 +320,48 @@ TEST(GgufModel, LlamaWithBiasesTiedEmbeddingsAndLongHeads) {
   EXPECT_EQ(m.config, config);
   EXPECT_FALSE(m.vocab);
   expect_bit_identical(tensors, m.tensors);
+}
+
+// llama.cpp's converter writes llama3 scaling as rope_freqs, divisors of the
+// plain frequencies; the reader recovers an equivalent rope_scaling.
+TEST(GgufModel, Llama3RopeTravelsAsFrequencyDivisors) {
+  TempDir dir;
+  ModelConfig config = llama_config();
+  config.head_dim = 64;
+  const auto frequencies = [](const ModelConfig& c) { return model::rope_frequencies(c, false, 1).inv_freq; };
+  struct Case {
+    double lo, hi, old_len;
+  };
+  for (const Case& k : {Case{1, 4, 8192}, Case{2, 6, 4096}}) {
+    config.rope_scaling = {{"rope_type", "llama3"},
+                           {"factor", 8.0},
+                           {"low_freq_factor", k.lo},
+                           {"high_freq_factor", k.hi},
+                           {"original_max_position_embeddings", k.old_len}};
+    const auto path = dir.file(fmt::format("llama3_{}.gguf", k.lo));
+    const auto tensors = llama_tensors(config, 5);
+    write_gguf_model(path, config, tensors, nullptr, DType::F32);
+    const GgufContents c = read_gguf(path);
+    EXPECT_FALSE(c.metadata.contains("llama.rope.scaling.type"));
+    const GgufTensorInfo* freqs = c.find("rope_freqs.weight");
+    ASSERT_NE(freqs, nullptr);
+    const auto divisors = c.tensor(*freqs).to_f32_vector();
+    ASSERT_EQ(divisors.size(), 32u);
+    EXPECT_FLOAT_EQ(divisors.front(), 1.0f);  // short wavelengths keep their frequency
+    EXPECT_FLOAT_EQ(divisors.back(), 8.0f);   // long ones are interpolated by the factor
+
+    const GgufModel m = read_gguf_model(path);
+    if (k.lo == 1) EXPECT_EQ(m.config, config);  // Llama 3.1's own values come back as they were
+    EXPECT_EQ(m.config.rope_scaling.at("rope_type"), "llama3");
+    const auto want = frequencies(config), got = frequencies(m.config);
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6 * want[i]) << i;
+    expect_bit_identical(tensors, m.tensors);
+  }
+  // Divisors no llama3 scaling makes are refused by name.
+  ModelConfig plain = config;
+  std::vector<float> odd(32, 1.0f);
+  odd[3] = 5.0f;
+  expect_error([&] { model::llama3_rope_from_divisors(plain, odd); }, {"rope_freqs", "llama3"});
 }
 
 TEST(GgufModel, Qwen2IsNotPermuted) {

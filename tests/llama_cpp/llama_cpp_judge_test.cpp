@@ -317,6 +317,13 @@ TEST_F(LlamaCppJudge, EveryFamilyAgreesOnF32AndQ8_0) {
       {"llama_yarn_rope", config("llama", {{"rope_parameters", {{"rope_type", "yarn"}, {"rope_theta", 10000.0},
                                                                 {"factor", 4.0},
                                                                 {"original_max_position_embeddings", 32}}}})},
+      // Llama 3.x: llama.cpp takes the scaling as the rope_freqs tensor.
+      {"llama_llama3_rope", config("llama", {{"rope_parameters", {{"rope_type", "llama3"},
+                                                                  {"rope_theta", 500000.0},
+                                                                  {"factor", 8.0},
+                                                                  {"low_freq_factor", 1.0},
+                                                                  {"high_freq_factor", 4.0},
+                                                                  {"original_max_position_embeddings", 32}}}})},
       {"qwen2", config("qwen2", {{"use_sliding_window", false}})},
       {"qwen3", config("qwen3", {{"head_dim", 32}})},
       // llama.cpp's gemma3: a global layer every sixth, local base 10000,
