@@ -581,7 +581,7 @@ void write_gguf_model(const std::string& path, const ModelConfig& config, std::s
   if (model::rope_type_of(config.rope_scaling) == "llama3") {
     const std::vector<float> divisors = model::rope_frequency_divisors(config);
     rope_freqs = Tensor::from_f32(divisors, {static_cast<int64_t>(divisors.size())});
-    plan.push_back({std::string(kRopeFreqs), GgmlType::F32, rope_freqs->shape()});
+    plan.insert(plan.begin(), {std::string(kRopeFreqs), GgmlType::F32, rope_freqs->shape()});  // written first
   }
   GgufWriter writer(path, metadata, plan);
   if (rope_freqs) writer.write(std::string(kRopeFreqs), *rope_freqs);

@@ -351,7 +351,9 @@ TEST(GgufModel, Llama3RopeTravelsAsFrequencyDivisors) {
     EXPECT_FLOAT_EQ(divisors.back(), 8.0f);   // long ones are interpolated by the factor
 
     const GgufModel m = read_gguf_model(path);
-    if (k.lo == 1) EXPECT_EQ(m.config, config);  // Llama 3.1's own values come back as they were
+    if (k.lo == 1) {
+      EXPECT_EQ(m.config, config);  // Llama 3.1's own values come back as they were
+    }
     EXPECT_EQ(m.config.rope_scaling.at("rope_type"), "llama3");
     const auto want = frequencies(config), got = frequencies(m.config);
     for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6 * want[i]) << i;
@@ -586,9 +588,14 @@ TEST(GgufModelErrors, ReaderNamesWhatIsWrong) {
   expect_error([&] { read_gguf_model(path); }, {path, "missing tensor blk.1.ffn_up.weight"});
 
   write_variant(path, [](GgufMetadata&, std::vector<NamedTensor>& t) {
+    t.push_back({"rope_factors_long.weight", Tensor::zeros(DType::F32, {2})});
+  });
+  expect_error([&] { read_gguf_model(path); }, {"\"rope_factors_long.weight\" is not a known llama tensor name"});
+
+  write_variant(path, [](GgufMetadata&, std::vector<NamedTensor>& t) {
     t.push_back({"rope_freqs.weight", Tensor::zeros(DType::F32, {2})});
   });
-  expect_error([&] { read_gguf_model(path); }, {"\"rope_freqs.weight\" is not a known llama tensor name"});
+  expect_error([&] { read_gguf_model(path); }, {"rope_freqs holds 0, not a positive frequency divisor"});
 
   write_variant(path, [](GgufMetadata&, std::vector<NamedTensor>& t) {
     t.push_back({"blk.5.attn_norm.weight", Tensor::zeros(DType::F32, {16})});
