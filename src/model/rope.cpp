@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "core/error.h"
@@ -189,6 +190,29 @@ json llama3_rope_from_divisors(const ModelConfig& c, const std::vector<float>& d
       const double lo = 1.0, span = -lo / b;
       if (json r = llama3(lo, lo + span, a * span); divisors_match(c, r, divisors)) return r;
     }
+  }
+  // Fewer than two frequencies in the band (small heads, short contexts):
+  // many parameter sets give these divisors; take one with low_freq_factor 1.
+  constexpr double kHighFactors[] = {4, 2, 8, 16};
+  if (n == 1) {
+    for (const double hi : kHighFactors)
+      if (json r = llama3(1.0, hi, (sy * (hi - 1.0) + 1.0) / sx); divisors_match(c, r, divisors)) return r;
+  } else if (n == 0) {
+    // Every divisor is 1 or the factor: the band lies between the longest
+    // unscaled wavelength and the shortest interpolated one.
+    double longest_kept = 0, shortest_scaled = std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < half; ++i) {
+      const double wavelen = 2.0 * std::numbers::pi / inv[i];
+      if (divisors[i] <= 1.0 + 1e-6)
+        longest_kept = std::max(longest_kept, wavelen);
+      else
+        shortest_scaled = std::min(shortest_scaled, wavelen);
+    }
+    const double pow2 = std::exp2(std::floor(std::log2(shortest_scaled)));
+    for (const double old_len : {pow2 == shortest_scaled ? pow2 / 2 : pow2, shortest_scaled * (1 - 1e-9)})
+      for (const double hi : kHighFactors)
+        if (old_len / hi > longest_kept)
+          if (json r = llama3(1.0, hi, old_len); divisors_match(c, r, divisors)) return r;
   }
   fail("rope_freqs (divisors from 1 to {}) match no llama3 rope_scaling; other per-frequency scalings are not "
        "supported",

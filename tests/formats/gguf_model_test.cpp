@@ -331,14 +331,19 @@ TEST(GgufModel, Llama3RopeTravelsAsFrequencyDivisors) {
   const auto frequencies = [](const ModelConfig& c) { return model::rope_frequencies(c, false, 1).inv_freq; };
   struct Case {
     double lo, hi, old_len;
+    int64_t head_dim;
   };
-  for (const Case& k : {Case{1, 4, 8192}, Case{2, 6, 4096}}) {
+  // Llama 3.1's values; others with several frequencies in the smooth band;
+  // a short original context that leaves no frequency in the band.
+  // (head_dim 16, base 500000: wavelengths 6.3 kept and 32.5 scaled, none in [8, 32]).
+  for (const Case& k : {Case{1, 4, 8192, 64}, Case{2, 6, 4096, 64}, Case{1, 4, 32, 16}}) {
+    config.head_dim = k.head_dim;
     config.rope_scaling = {{"rope_type", "llama3"},
                            {"factor", 8.0},
                            {"low_freq_factor", k.lo},
                            {"high_freq_factor", k.hi},
                            {"original_max_position_embeddings", k.old_len}};
-    const auto path = dir.file(fmt::format("llama3_{}.gguf", k.lo));
+    const auto path = dir.file(fmt::format("llama3_{}_{}.gguf", k.lo, k.old_len));
     const auto tensors = llama_tensors(config, 5);
     write_gguf_model(path, config, tensors, nullptr, DType::F32);
     const GgufContents c = read_gguf(path);
@@ -346,12 +351,12 @@ TEST(GgufModel, Llama3RopeTravelsAsFrequencyDivisors) {
     const GgufTensorInfo* freqs = c.find("rope_freqs.weight");
     ASSERT_NE(freqs, nullptr);
     const auto divisors = c.tensor(*freqs).to_f32_vector();
-    ASSERT_EQ(divisors.size(), 32u);
+    ASSERT_EQ(divisors.size(), static_cast<size_t>(k.head_dim / 2));
     EXPECT_FLOAT_EQ(divisors.front(), 1.0f);  // short wavelengths keep their frequency
     EXPECT_FLOAT_EQ(divisors.back(), 8.0f);   // long ones are interpolated by the factor
 
     const GgufModel m = read_gguf_model(path);
-    if (k.lo == 1) {
+    if (k.old_len == 8192) {
       EXPECT_EQ(m.config, config);  // Llama 3.1's own values come back as they were
     }
     EXPECT_EQ(m.config.rope_scaling.at("rope_type"), "llama3");
@@ -361,6 +366,7 @@ TEST(GgufModel, Llama3RopeTravelsAsFrequencyDivisors) {
   }
   // Divisors no llama3 scaling makes are refused by name.
   ModelConfig plain = config;
+  plain.head_dim = 64;
   std::vector<float> odd(32, 1.0f);
   odd[3] = 5.0f;
   expect_error([&] { model::llama3_rope_from_divisors(plain, odd); }, {"rope_freqs", "llama3"});
