@@ -167,7 +167,9 @@ json llama3_rope_from_divisors(const ModelConfig& c, const std::vector<float>& d
                 {"factor", factor},
                 {"low_freq_factor", lo},
                 {"high_freq_factor", hi},
-                {"original_max_position_embeddings", old_len}};
+                // transformers expects an int here (it warns otherwise)
+                {"original_max_position_embeddings",
+                 old_len == std::floor(old_len) ? json(static_cast<int64_t>(old_len)) : json(old_len)}};
   };
   if (json r = llama3(1.0, 4.0, 8192.0); divisors_match(c, r, divisors)) return r;
   // In the smooth band 1/d = (1 - s) / factor + s with s = a / wavelen + b,
