@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -155,6 +156,40 @@ Tensor Tensor::clone() const {
   Tensor t = zeros(dtype_, shape_);
   if (nbytes()) std::memcpy(t.data_, data_, nbytes());
   return t;
+}
+
+Tensor Tensor::slice_rows(int64_t begin, int64_t count) const {
+  QF_CHECK(ndim() >= 1, "slice_rows of a 0-d tensor");
+  QF_CHECK(begin >= 0 && count >= 0 && begin + count <= shape_[0], "rows [{}, {}) outside a tensor of shape {}",
+           begin, begin + count, shape_to_string(shape_));
+  Shape shape = shape_;
+  shape[0] = count;
+  const size_t row_bytes = shape_[0] ? nbytes() / static_cast<size_t>(shape_[0]) : 0;
+  Tensor t = view(dtype_, std::move(shape), bytes() + static_cast<size_t>(begin) * row_bytes, owner_);
+  return t;
+}
+
+Tensor concat_rows(std::span<const Tensor> parts) {
+  QF_CHECK(!parts.empty(), "concat_rows of no tensors");
+  Shape shape = parts.front().shape();
+  QF_CHECK(!shape.empty(), "concat_rows of 0-d tensors");
+  int64_t rows = 0;
+  for (const Tensor& p : parts) {
+    Shape tail = p.shape();
+    QF_CHECK(p.dtype() == parts.front().dtype() && !tail.empty() &&
+                 std::equal(tail.begin() + 1, tail.end(), shape.begin() + 1, shape.end()),
+             "concat_rows: {} {} does not stack onto {} {}", dtype_name(p.dtype()), shape_to_string(tail),
+             dtype_name(parts.front().dtype()), shape_to_string(shape));
+    rows += tail[0];
+  }
+  shape[0] = rows;
+  Tensor out = Tensor::zeros(parts.front().dtype(), shape);
+  std::byte* dst = out.mutable_bytes();
+  for (const Tensor& p : parts) {
+    if (p.nbytes()) std::memcpy(dst, p.bytes(), p.nbytes());
+    dst += p.nbytes();
+  }
+  return out;
 }
 
 }  // namespace qf

@@ -72,6 +72,10 @@ class Tensor {
   Tensor cast(DType to) const;
   Tensor reshape(Shape shape) const;  // shares the bytes
   Tensor clone() const;               // owning deep copy
+  // Rows [begin, begin + count) along the first dimension, sharing the bytes
+  // (a read-only view that keeps the owner alive): how fused projections
+  // (Phi-3's qkv_proj) are split without a copy.
+  Tensor slice_rows(int64_t begin, int64_t count) const;
 
  private:
   template <typename T>
@@ -86,5 +90,9 @@ class Tensor {
   bool writable_ = false;
   std::shared_ptr<const void> owner_;
 };
+
+// The tensors stacked along the first dimension (same dtype, same trailing
+// dimensions), in an owning tensor.
+Tensor concat_rows(std::span<const Tensor> parts);
 
 }  // namespace qf

@@ -96,6 +96,10 @@ void ModelConfig::validate(const std::string& source) const {
     if (llama) {
       QF_CHECK(head_dim % 2 == 0, "head_dim {} must be even for RoPE", head_dim);
       QF_CHECK(std::isfinite(rope_theta) && rope_theta > 0, "rope_theta must be positive, got {}", rope_theta);
+      if (rope_type_of(rope_scaling) == "longrope")
+        QF_CHECK(static_cast<int64_t>(rope_scaling.at("short_factor").size()) == head_dim / 2,
+                 "rope_scaling longrope has {} factors per set, expected head_dim / 2 = {}",
+                 rope_scaling.at("short_factor").size(), head_dim / 2);
     } else {
       QF_CHECK(n_kv_heads == n_heads, "gpt2 has no grouped-query attention ({} heads, {} key/value heads)",
                n_heads, n_kv_heads);

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "model/arch/family.h"
+#include "model/arch/fused_projections.h"
 #include "formats/gguf_model.h"
 #include "kernels/packed_matrix.h"
 
@@ -184,7 +185,9 @@ Model build_model(ModelConfig config, const std::vector<formats::NamedTensor>& t
     m.config = std::move(config);
     m.source = source;
     if (m.config.arch == Architecture::Llama) {
-      TensorTable t(tensors, external);
+      // Phi-3's qkv_proj / gate_up_proj arrive fused; the model holds the parts.
+      const std::vector<formats::NamedTensor> split = split_fused_projections(m.config, tensors);
+      TensorTable t(split, external);
       build_llama(m, t);
       t.check_all_used(m.config.model_type);
     } else {

@@ -40,8 +40,26 @@ void check_rope_scaling(const json& r, int64_t max_positions) {
   QF_CHECK(r.is_object(), "rope_scaling must be an object or null, got {}", r.dump());
   const std::string type = rope_type_of(r);
   if (type == "default") return;
-  QF_CHECK(type == "linear" || type == "dynamic" || type == "yarn" || type == "llama3",
-           "rope_scaling type \"{}\" is not supported (supported: linear, dynamic, yarn, llama3)", type);
+  QF_CHECK(type == "linear" || type == "dynamic" || type == "yarn" || type == "llama3" || type == "longrope",
+           "rope_scaling type \"{}\" is not supported (supported: linear, dynamic, yarn, llama3, longrope)", type);
+  if (type == "longrope") {
+    for (const char* key : {"short_factor", "long_factor"}) {
+      QF_CHECK(r.contains(key) && r.at(key).is_array() && !r.at(key).empty(),
+               "rope_scaling longrope needs \"{}\" (a list of per-frequency factors)", key);
+      for (const json& v : r.at(key))
+        QF_CHECK(v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() > 0,
+                 "rope_scaling longrope \"{}\" must hold positive numbers, got {}", key, v.dump());
+    }
+    QF_CHECK(r.at("short_factor").size() == r.at("long_factor").size(),
+             "rope_scaling longrope short_factor has {} entries but long_factor {}", r.at("short_factor").size(),
+             r.at("long_factor").size());
+    const double orig = rope_number(r, "original_max_position_embeddings", -1);
+    QF_CHECK(orig >= 1, "rope_scaling longrope needs a positive original_max_position_embeddings");
+    const double factor = rope_number(r, "factor", 1.0), attention = rope_number(r, "attention_factor", 1.0);
+    QF_CHECK(std::isfinite(factor) && factor > 0 && std::isfinite(attention) && attention > 0,
+             "rope_scaling longrope factor and attention_factor must be positive");
+    return;
+  }
   const double factor = rope_number(r, "factor", type == "yarn" ? 0.0 : -1.0);
   QF_CHECK(std::isfinite(factor) && (factor > 0 || (type == "yarn" && factor == 0)),
            "rope_scaling {} needs a positive \"factor\", got {}", type, r.contains("factor") ? r["factor"].dump() : "none");
@@ -56,7 +74,27 @@ void check_rope_scaling(const json& r, int64_t max_positions) {
   }
 }
 
-bool rope_depends_on_length(const ModelConfig& c) { return rope_type_of(c.rope_scaling) == "dynamic"; }
+bool rope_depends_on_length(const ModelConfig& c) {
+  const std::string type = rope_type_of(c.rope_scaling);
+  return type == "dynamic" || type == "longrope";
+}
+
+double longrope_attention_factor(const ModelConfig& c) {
+  const json& r = c.rope_scaling;
+  const double given = rope_number(r, "attention_factor", 0.0);
+  if (given > 0) return given;
+  const double orig = rope_number(r, "original_max_position_embeddings", static_cast<double>(c.max_positions));
+  // Phi-3 gives no factor: the context was stretched from orig to max_positions.
+  const double factor = rope_number(r, "factor", static_cast<double>(c.max_positions) / orig);
+  return factor <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(factor) / std::log(orig));
+}
+
+std::vector<float> longrope_factors(const ModelConfig& c, bool long_context) {
+  const json& list = c.rope_scaling.at(long_context ? "long_factor" : "short_factor");
+  std::vector<float> out;
+  for (const json& v : list) out.push_back(v.get<float>());
+  return out;
+}
 
 RopeFrequencies rope_frequencies(const ModelConfig& c, bool sliding, int64_t seq_len) {
   const int64_t dim = c.head_dim;
@@ -95,6 +133,15 @@ RopeFrequencies rope_frequencies(const ModelConfig& c, bool sliding, int64_t seq
         f = (1.0 - smooth) * f / factor + smooth * f;
       }  // short wavelengths: unchanged
     }
+  } else if (type == "longrope") {
+    // Per-frequency divisors, the long set once the sequence outgrows the
+    // original context (transformers decides by the longest position, as here).
+    const double orig = rope_number(r, "original_max_position_embeddings", max_pos);
+    const json& ext = r.at(static_cast<double>(seq_len) > orig ? "long_factor" : "short_factor");
+    QF_CHECK(ext.size() == out.inv_freq.size(), "rope_scaling longrope has {} factors for {} frequencies (head_dim / 2)",
+             ext.size(), out.inv_freq.size());
+    for (size_t i = 0; i < out.inv_freq.size(); ++i) out.inv_freq[i] /= static_cast<double>(ext[i].get<float>());
+    out.attention_factor = longrope_attention_factor(c);
   } else if (type == "yarn") {
     const double orig = rope_number(r, "original_max_position_embeddings", max_pos);
     const double fac = factor > 0 ? factor : max_pos / orig;

@@ -1,6 +1,6 @@
 // Rotary position embedding frequencies, with every rope_scaling type
 // transformers implements for the families we run: none ("default"),
-// "linear", "dynamic" (NTK), "yarn" and "llama3". Computed as transformers'
+// "linear", "dynamic" (NTK), "yarn", "llama3" and "longrope" (Phi-3). Computed as transformers'
 // modeling_rope_utils computes them, so logits agree past the original
 // context too. The runtime and the trainer both take their tables from here.
 #pragma once
@@ -35,8 +35,15 @@ struct RopeFrequencies {
 // its base grows with seq_len). `sliding` picks the local layers' base where
 // the model has one (Gemma 3's rope_local_theta), which never scales.
 RopeFrequencies rope_frequencies(const ModelConfig& c, bool sliding, int64_t seq_len);
-// Whether the frequencies depend on seq_len (so tables must be rebuilt).
+// Whether the frequencies depend on seq_len (so tables must be rebuilt):
+// "dynamic", and "longrope", which switches from its short to its long
+// factors once seq_len passes original_max_position_embeddings.
 bool rope_depends_on_length(const ModelConfig& c);
+// longrope: the cos/sin scale (attention_factor, else transformers' default
+// sqrt(1 + ln f / ln original) with f = max_positions / original), and the
+// per-frequency divisors of the short or long set.
+double longrope_attention_factor(const ModelConfig& c);
+std::vector<float> longrope_factors(const ModelConfig& c, bool long_context);
 
 // llama.cpp's form of a per-frequency scaling (its rope_freqs tensor): the
 // divisor of each plain frequency, plain / scaled, head_dim / 2 of them.

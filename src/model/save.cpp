@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "formats/safetensors.h"
+#include "model/arch/fused_projections.h"
 #include "tokenizer/save.h"
 
 namespace qf::model {
@@ -80,7 +81,8 @@ void save_hf_folder(const std::string& dir, const Model& model, const tokenizer:
                     const std::string& source, DType dtype) {
   require_no_online_transforms(model, "a float Hugging Face folder");
   create_output_folder(dir);
-  std::vector<formats::NamedTensor> tensors = model.named_tensors();
+  // In the family's own layout (Phi-3's fused qkv_proj / gate_up_proj).
+  std::vector<formats::NamedTensor> tensors = fuse_projections(model.config, model.named_tensors());
   for (auto& nt : tensors) nt.tensor = convert_for_storage(nt.tensor, dtype);
   formats::write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   write_config_json(dir, model.config.to_hf_json());

@@ -10,6 +10,7 @@ extern const Family kMistral;  // llama.cpp
 extern const Family kQwen2;    // qwen.cpp
 extern const Family kQwen3;    // qwen.cpp
 extern const Family kGemma3;   // gemma3.cpp
+extern const Family kPhi3;     // phi3.cpp
 extern const Family kGpt2;     // gpt2.cpp
 
 }  // namespace qf::model

@@ -7,6 +7,7 @@
 // trip, transformers' logits on a tiny random model: tests/runtime).
 #pragma once
 
+#include <array>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +30,23 @@ struct BiasRules {
   BiasRule qkv = BiasRule::Never, o = BiasRule::Never, mlp = BiasRule::Never;
 };
 
+// A projection the family's checkpoints store fused (Phi-3's qkv_proj): its
+// rows are its parts' rows, stacked in order (model/arch/fused_projections.h).
+// PartRows: how many rows a part has, from the config.
+enum class PartRows { QDim, KvDim, Intermediate };
+
+struct ProjectionPart {
+  std::string_view name;  // under "model.layers.N.", e.g. "self_attn.q_proj"
+  PartRows rows;
+};
+
+struct FusedProjection {
+  std::string_view name;  // under "model.layers.N.", e.g. "self_attn.qkv_proj"
+  std::array<ProjectionPart, 3> parts;
+  int n_parts = 0;
+  std::span<const ProjectionPart> part_list() const { return {parts.data(), static_cast<size_t>(n_parts)}; }
+};
+
 struct Family {
   std::string_view model_type;       // config.json "model_type"
   std::string_view hf_architecture;  // config.json "architectures"[0], e.g. "Qwen3ForCausalLM"
@@ -40,6 +58,8 @@ struct Family {
   Architecture layout = Architecture::Llama;
   BlockSpec block;
   BiasRules biases;
+  // Projections stored fused in the family's HF checkpoints and GGUF files.
+  std::span<const FusedProjection> fused = {};
   // Reads the family's config.json into a ModelConfig (model_type and arch
   // set; validate() is run by the caller). Throws qf::Error for unsupported
   // settings, naming them.

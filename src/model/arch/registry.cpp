@@ -7,7 +7,7 @@ namespace qf::model {
 
 namespace {
 // Explicit, in one place: no static-initialisation order to reason about.
-constexpr std::array<const Family*, 6> kFamilies{&kLlama, &kMistral, &kQwen2, &kQwen3, &kGemma3, &kGpt2};
+constexpr std::array<const Family*, 7> kFamilies{&kLlama, &kMistral, &kQwen2, &kQwen3, &kGemma3, &kPhi3, &kGpt2};
 }  // namespace
 
 std::span<const Family* const> families() { return kFamilies; }
