@@ -1,6 +1,7 @@
 #include "formats/gguf_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -13,6 +14,8 @@
 #include "formats/gguf_quants.h"
 #include "formats/strict_json.h"
 #include "model/arch/family.h"
+#include "model/arch/fused_projections.h"
+#include "model/arch/hf_keys.h"
 #include "model/rope.h"
 
 namespace qf::formats {
@@ -31,7 +34,7 @@ using tokenizer::VocabKind;
 // GGUF (llama.cpp's converter adds 1; its graph multiplies plainly).
 enum class Transform { None, PermuteQ, PermuteK, Transpose, NormPlusOne };
 // Symbolic dimensions of the HF shapes.
-enum class Dim { None, Hidden, QDim, KvDim, Inter, Vocab, Positions, Hidden3, HeadDim };
+enum class Dim { None, Hidden, QDim, KvDim, Inter, Vocab, Positions, Hidden3, HeadDim, QkvDim, Inter2 };
 // When a tensor must be present.
 enum class Need { Always, IfAttentionBias, IfUntied, IfQkNorm, Optional };
 
@@ -96,6 +99,19 @@ constexpr Rule kGemma3Layer[] = {
     {"mlp.down_proj.weight", "ffn_down.weight", Transform::None, Dim::Hidden, Dim::Inter, Need::Always},
 };
 
+// Phi-3: q | k | v in one attn_qkv, gate | up in one ffn_up of 2 n_ff rows
+// (llama.cpp's fused SwiGLU takes the first half as the gate), NEOX RoPE.
+// The HF side names the fused tensors; the writer fuses a Model's parts
+// first and build_model splits them again (model/arch/fused_projections.h).
+constexpr Rule kPhi3Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"self_attn.qkv_proj.weight", "attn_qkv.weight", Transform::None, Dim::QkvDim, Dim::Hidden, Need::Always},
+    {"self_attn.o_proj.weight", "attn_output.weight", Transform::None, Dim::Hidden, Dim::QDim, Need::Always},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", Transform::None, Dim::Hidden, Dim::None, Need::Always},
+    {"mlp.gate_up_proj.weight", "ffn_up.weight", Transform::None, Dim::Inter2, Dim::Hidden, Need::Always},
+    {"mlp.down_proj.weight", "ffn_down.weight", Transform::None, Dim::Hidden, Dim::Inter, Need::Always},
+};
+
 constexpr Rule kGpt2Global[] = {
     {"transformer.wte.weight", "token_embd.weight", Transform::None, Dim::Vocab, Dim::Hidden, Need::Always},
     {"transformer.wpe.weight", "position_embd.weight", Transform::None, Dim::Positions, Dim::Hidden, Need::Always},
@@ -125,8 +141,11 @@ constexpr std::string_view kLlamaIgnoredLayer[] = {"self_attn.rotary_emb.inv_fre
 constexpr std::string_view kGpt2IgnoredLayer[] = {"attn.bias", "attn.masked_bias"};
 
 constexpr std::string_view kGgufLayerPrefix = "blk.";
-// Generated from the config's rope_scaling, not an HF weight.
+// Generated from the config's rope_scaling, not HF weights: llama3's
+// frequency divisors, longrope's short and long factor sets.
 constexpr std::string_view kRopeFreqs = "rope_freqs.weight";
+constexpr std::string_view kRopeFactorsShort = "rope_factors_short.weight";
+constexpr std::string_view kRopeFactorsLong = "rope_factors_long.weight";
 
 struct Tables {
   std::span<const Rule> global, layer;
@@ -134,13 +153,16 @@ struct Tables {
   std::span<const std::string_view> ignored_layer;
 };
 
-Tables tables_for(Architecture arch, const model::BlockSpec& spec = {}) {
+Tables tables_for(Architecture arch, const model::BlockSpec& spec = {}, bool fused = false) {
   if (arch == Architecture::GPT2) return {kGpt2Global, kGpt2Layer, "transformer.h.", kGpt2IgnoredLayer};
   if (spec.sandwich_norms) return {kGemma3Global, kGemma3Layer, "model.layers.", kLlamaIgnoredLayer};
+  if (fused) return {kLlamaGlobal, kPhi3Layer, "model.layers.", kLlamaIgnoredLayer};
   return {kLlamaGlobal, kLlamaLayer, "model.layers.", kLlamaIgnoredLayer};
 }
 
-Tables tables_for(const ModelConfig& c) { return tables_for(c.arch, model::block_spec(c)); }
+Tables tables_for(const ModelConfig& c) {
+  return tables_for(c.arch, model::block_spec(c), !model::fused_projections(c).empty());
+}
 
 struct Resolved {
   const Rule* rule = nullptr;
@@ -201,6 +223,8 @@ int64_t dim_value(Dim d, const ModelConfig& c) {
     case Dim::Positions: return c.max_positions;
     case Dim::Hidden3: return 3 * c.hidden_size;
     case Dim::HeadDim: return c.head_dim;
+    case Dim::QkvDim: return (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
+    case Dim::Inter2: return 2 * c.intermediate_size;
   }
   return 0;
 }
@@ -373,6 +397,13 @@ int32_t get_token_id(const GgufMetadata& m, const std::string& key) {
 
 bool shape_equal(const Shape& a, const Shape& b) { return a == b; }
 
+// Stored F32 factors as the shortest decimals that read back to them (1.05, not 1.0499999523).
+nlohmann::json factor_list(const std::vector<float>& values) {
+  nlohmann::json out = nlohmann::json::array();
+  for (float v : values) out.push_back(model::hf::float_json(v));
+  return out;
+}
+
 }  // namespace
 
 Tensor rope_rows_half_to_interleaved(const Tensor& w, int64_t n_heads) { return permute_rope_rows(w, n_heads, true); }
@@ -411,9 +442,9 @@ void check_gguf_representable(const ModelConfig& c, const std::string& arch) {
   const std::string rope = model::rope_type_of(c.rope_scaling);
   QF_CHECK(rope == "default" || rope == "linear" ||
                (rope == "yarn" && !c.rope_scaling.contains("attention_factor") && !c.rope_scaling.contains("mscale")) ||
-               (rope == "llama3" && arch == "llama"),
-           "rope_scaling {} cannot be written to GGUF {} (llama.cpp reads none, linear and plain yarn scaling, and "
-           "llama3's as per-frequency divisors for llama)",
+               (rope == "llama3" && arch == "llama") || (rope == "longrope" && arch == "phi3"),
+           "rope_scaling {} cannot be written to GGUF {} (llama.cpp reads none, linear and plain yarn scaling, "
+           "llama3's as per-frequency divisors for llama and longrope's factor sets for phi3)",
            c.rope_scaling.dump(), arch);
   if (arch != "gemma3") return;
   // llama.cpp's gemma3 fixes these: a global layer every sixth, the local
@@ -456,9 +487,19 @@ GgufMetadata gguf_model_metadata(const ModelConfig& c, const Vocab* vocab, DType
       m.add(key("attention.key_length"), as_u32(c.head_dim, "head_dim"));
       m.add(key("attention.value_length"), as_u32(c.head_dim, "head_dim"));
     }
-    if (c.sliding_window > 0) m.add(key("attention.sliding_window"), as_u32(c.sliding_window, "sliding_window"));
+    // Phi-3: always, 0 for none, as llama.cpp's converter writes it (llama.cpp
+    // runs phi3 without the window for now, so logits agree within it).
+    if (c.sliding_window > 0 || arch == "phi3")
+      m.add(key("attention.sliding_window"), as_u32(c.sliding_window, "sliding_window"));
     const std::string rope = model::rope_type_of(c.rope_scaling);
-    if (rope != "default" && rope != "llama3") {  // llama3: the rope_freqs tensor
+    if (arch == "phi3") {
+      const bool longrope = rope == "longrope";
+      m.add(key("rope.scaling.original_context_length"),
+            as_u32(longrope ? c.rope_scaling.at("original_max_position_embeddings").get<int64_t>() : c.max_positions,
+                   "original_max_position_embeddings"));
+      if (longrope)  // the factor sets are the rope_factors_* tensors
+        m.add(key("rope.scaling.attn_factor"), static_cast<float>(model::longrope_attention_factor(c)));
+    } else if (rope != "default" && rope != "llama3") {  // llama3: the rope_freqs tensor
       m.add(key("rope.scaling.type"), rope);
       m.add(key("rope.scaling.factor"), static_cast<float>(c.rope_scaling.value("factor", 1.0)));
       if (rope == "yarn")
@@ -479,14 +520,86 @@ GgufMetadata gguf_model_metadata(const ModelConfig& c, const Vocab* vocab, DType
 
 namespace {
 
+// One tensor of the file and the HF tensors it is made of: one, or a fused
+// projection's parts (Phi-3's q, k, v for attn_qkv), stacked only when written.
+struct Source {
+  std::string hf_name;
+  std::vector<const NamedTensor*> parts;
+  Shape shape() const {
+    Shape s = parts.front()->tensor.shape();
+    for (size_t i = 1; i < parts.size(); ++i) s[0] += parts[i]->tensor.dim(0);
+    return s;
+  }
+  Tensor tensor() const {
+    if (parts.size() == 1) return parts.front()->tensor;
+    bool one_dtype = true;
+    for (const NamedTensor* p : parts) one_dtype = one_dtype && p->tensor.dtype() == parts.front()->tensor.dtype();
+    std::vector<Tensor> ts;
+    for (const NamedTensor* p : parts) ts.push_back(one_dtype ? p->tensor : p->tensor.to_f32());
+    return concat_rows(ts);
+  }
+};
+
+// The model's tensors grouped as the file stores them.
+std::vector<Source> sources_of(const ModelConfig& c, std::span<const NamedTensor> hf_tensors) {
+  std::vector<Source> out;
+  std::map<std::string, size_t> fused;  // fused HF name -> index in out
+  for (const NamedTensor& nt : hf_tensors) {
+    const auto loc = model::fused_location(c, nt.name);
+    if (!loc) {
+      out.push_back({nt.name, {&nt}});
+      continue;
+    }
+    auto [it, fresh] = fused.emplace(loc->fused_name, out.size());
+    if (fresh) out.push_back({loc->fused_name, {}});
+    out[it->second].parts.push_back(&nt);
+  }
+  // Parts in the fused tensor's row order, each with its own shape.
+  for (Source& src : out) {
+    if (src.parts.size() == 1 && src.parts.front()->name == src.hf_name) continue;
+    std::sort(src.parts.begin(), src.parts.end(), [&](const NamedTensor* a, const NamedTensor* b) {
+      return model::fused_location(c, a->name)->first_row < model::fused_location(c, b->name)->first_row;
+    });
+    int64_t row = 0;
+    for (const NamedTensor* p : src.parts) {
+      const auto loc = model::fused_location(c, p->name);
+      QF_CHECK(loc->first_row == row, "{} stores {} fused as {}: a part is missing before {}", c.model_type,
+               quote(p->name), quote(src.hf_name), quote(p->name));
+      QF_CHECK(p->tensor.ndim() == 2 && p->tensor.dim(1) == c.hidden_size, "tensor {} has shape {}, expected [rows, {}]",
+               quote(p->name), shape_to_string(p->tensor.shape()), c.hidden_size);
+      row += p->tensor.dim(0);
+    }
+  }
+  return out;
+}
+
+// Pre-encoded blocks of a source: its own, or its parts' stacked (all of one
+// type); nullopt when it has none.
+std::optional<GgufBlocks> source_blocks(const Source& src, const GgufModelWriteOptions& options) {
+  std::vector<Tensor> rows;
+  std::optional<GgmlType> type;
+  for (const NamedTensor* p : src.parts) {
+    const auto b = options.blocks.find(p->name);
+    if (b == options.blocks.end()) continue;
+    QF_CHECK(!type || *type == b->second.type, "{} and its other parts are pre-encoded as different block types",
+             quote(p->name));
+    type = b->second.type;
+    rows.push_back(b->second.rows);
+  }
+  if (!type) return std::nullopt;
+  QF_CHECK(rows.size() == src.parts.size(), "{}: some of its parts are pre-encoded blocks and some are not",
+           quote(src.hf_name));
+  return GgufBlocks{*type, rows.size() == 1 ? rows.front() : concat_rows(rows)};
+}
+
 struct Planned {
   const Rule* rule;
-  const NamedTensor* tensor;
+  const Source* source;
   GgufTensorType type;
 };
 
 // Resolves, validates and types every tensor; `planned` in input order.
-std::vector<Planned> plan_model(const ModelConfig& config, std::span<const NamedTensor> hf_tensors,
+std::vector<Planned> plan_model(const ModelConfig& config, std::span<const Source> sources,
                                 const GgufModelWriteOptions& options) {
   config.validate("");
   const Tables t = tables_for(config);
@@ -494,33 +607,36 @@ std::vector<Planned> plan_model(const ModelConfig& config, std::span<const Named
                                   config.tie_embeddings, !options.importance.empty()};
   std::vector<Planned> planned;
   std::map<std::string, std::string> written;  // GGUF name -> HF name
-  for (const NamedTensor& nt : hf_tensors) {
+  for (const Source& src : sources) {
+    const std::string& hf_name = src.hf_name;
     bool ignored = false;
-    const auto r = resolve(normalize_hf(nt.name, config.arch), t, Side::Hf, &ignored);
+    const auto r = resolve(normalize_hf(hf_name, config.arch), t, Side::Hf, &ignored);
     if (ignored) continue;
-    if (!r) fail("tensor {} is not a known {} weight name", quote(nt.name), gguf_architecture(config));
+    if (!r) fail("tensor {} is not a known {} weight name", quote(hf_name), gguf_architecture(config));
     if (r->rule->need == Need::IfUntied && config.tie_embeddings) continue;  // tied: output falls back to token_embd
-    QF_CHECK(r->layer < config.n_layers, "tensor {} is in layer {} but the model has {} layers", quote(nt.name),
+    QF_CHECK(r->layer < config.n_layers, "tensor {} is in layer {} but the model has {} layers", quote(hf_name),
              r->layer, config.n_layers);
     if (r->rule->need == Need::IfAttentionBias && !config.attention_bias)
-      fail("tensor {} is a q/k/v bias but the config says attention_bias is false", quote(nt.name));
+      fail("tensor {} is a q/k/v bias but the config says attention_bias is false", quote(hf_name));
     const Shape expected = hf_shape(*r->rule, config);
-    QF_CHECK(nt.tensor.shape() == expected, "tensor {} has shape {}, expected {} for this config", quote(nt.name),
-             shape_to_string(nt.tensor.shape()), shape_to_string(expected));
-    QF_CHECK(dtype_is_float(nt.tensor.dtype()), "tensor {} has dtype {}; a float tensor is expected",
-             quote(nt.name), dtype_name(nt.tensor.dtype()));
+    QF_CHECK(src.shape() == expected, "tensor {} has shape {}, expected {} for this config", quote(hf_name),
+             shape_to_string(src.shape()), shape_to_string(expected));
+    for (const NamedTensor* p : src.parts)
+      QF_CHECK(dtype_is_float(p->tensor.dtype()), "tensor {} has dtype {}; a float tensor is expected",
+               quote(p->name), dtype_name(p->tensor.dtype()));
     const std::string gguf_name = full_name(*r->rule, r->layer, Side::Gguf, t);
-    const auto [it, fresh] = written.emplace(gguf_name, nt.name);
-    QF_CHECK(fresh, "tensors {} and {} are the same weight ({})", quote(it->second), quote(nt.name), gguf_name);
-    GgufTensorType tt{nt.name, gguf_name, gguf_shape(*r->rule, config), GgmlType::F32, {}};
+    const auto [it, fresh] = written.emplace(gguf_name, hf_name);
+    QF_CHECK(fresh, "tensors {} and {} are the same weight ({})", quote(it->second), quote(hf_name), gguf_name);
+    GgufTensorType tt{hf_name, gguf_name, gguf_shape(*r->rule, config), GgmlType::F32, {}, {}};
+    for (const NamedTensor* p : src.parts) tt.hf_parts.push_back(p->name);
     if (expected.size() >= 2) {
       tt.type = *ggml_type_from_dtype(options.dtype);
-      if (const auto b = options.blocks.find(nt.name); b != options.blocks.end()) {
-        tt.type = b->second.type;
+      if (const auto b = source_blocks(src, options)) {
+        tt.type = b->type;
         const Shape rows{tt.gguf_shape.front(), static_cast<int64_t>(gguf_row_bytes(tt.type, tt.gguf_shape.back()))};
-        QF_CHECK(b->second.rows.dtype() == DType::U8 && b->second.rows.shape() == rows,
-                 "pre-encoded {} blocks of {} must be U8 {}, got {} {}", ggml_type_name(tt.type), quote(nt.name),
-                 shape_to_string(rows), dtype_name(b->second.rows.dtype()), shape_to_string(b->second.rows.shape()));
+        QF_CHECK(b->rows.dtype() == DType::U8 && b->rows.shape() == rows,
+                 "pre-encoded {} blocks of {} must be U8 {}, got {} {}", ggml_type_name(tt.type), quote(hf_name),
+                 shape_to_string(rows), dtype_name(b->rows.dtype()), shape_to_string(b->rows.shape()));
       } else if (options.recipe) {
         if (const auto choice = gguf_recipe_type(*options.recipe, gguf_name, tt.gguf_shape, context)) {
           tt.type = choice->type;
@@ -528,7 +644,7 @@ std::vector<Planned> plan_model(const ModelConfig& config, std::span<const Named
         }
       }
     }
-    planned.push_back({r->rule, &nt, std::move(tt)});
+    planned.push_back({r->rule, &src, std::move(tt)});
   }
   // Every required tensor, named on both sides in the error.
   auto check = [&](const Rule& r, int64_t layer) {
@@ -550,7 +666,8 @@ Tensor to_gguf_layout(const Rule& r, const Tensor& t, const ModelConfig& c) { re
 std::vector<GgufTensorType> gguf_model_tensor_types(const ModelConfig& config, std::span<const NamedTensor> hf_tensors,
                                                     const GgufModelWriteOptions& options) {
   std::vector<GgufTensorType> out;
-  for (Planned& p : plan_model(config, hf_tensors, options)) out.push_back(std::move(p.type));
+  const std::vector<Source> sources = with_context("GGUF", [&] { return sources_of(config, hf_tensors); });
+  for (Planned& p : plan_model(config, sources, options)) out.push_back(std::move(p.type));
   return out;
 }
 
@@ -559,8 +676,10 @@ void write_gguf_model(const std::string& path, const ModelConfig& config, std::s
   GgufMetadata metadata;
   std::vector<GgufTensorSpec> plan;
   std::vector<Planned> planned;
+  std::vector<Source> sources;
   with_context(path, [&] {
-    planned = plan_model(config, hf_tensors, options);
+    sources = sources_of(config, hf_tensors);
+    planned = plan_model(config, sources, options);
     const std::string name =
         options.name.empty() ? std::filesystem::path(path).stem().string() : options.name;
     metadata = gguf_model_metadata(config, vocab, options.dtype, name);
@@ -576,35 +695,44 @@ void write_gguf_model(const std::string& path, const ModelConfig& config, std::s
       fmt::print(stderr, "notice: {}\n", p.type.notice);
   }
 
-  // llama.cpp takes llama3 scaling as divisors of the plain frequencies.
-  std::optional<Tensor> rope_freqs;
-  if (model::rope_type_of(config.rope_scaling) == "llama3") {
-    const std::vector<float> divisors = model::rope_frequency_divisors(config);
-    rope_freqs = Tensor::from_f32(divisors, {static_cast<int64_t>(divisors.size())});
-    plan.insert(plan.begin(), {std::string(kRopeFreqs), GgmlType::F32, rope_freqs->shape()});  // written first
+  // Scaling kept as per-frequency data, written first as llama.cpp's
+  // converter does: llama3 as divisors of the plain frequencies, longrope as
+  // its long and short factor sets.
+  std::vector<std::pair<std::string, Tensor>> generated;
+  auto add_generated = [&](std::string_view name, const std::vector<float>& values) {
+    generated.emplace_back(std::string(name), Tensor::from_f32(values, {static_cast<int64_t>(values.size())}));
+  };
+  const std::string rope = model::rope_type_of(config.rope_scaling);
+  if (rope == "llama3") add_generated(kRopeFreqs, model::rope_frequency_divisors(config));
+  if (rope == "longrope") {
+    add_generated(kRopeFactorsLong, model::longrope_factors(config, true));
+    add_generated(kRopeFactorsShort, model::longrope_factors(config, false));
   }
+  for (size_t i = 0; i < generated.size(); ++i)
+    plan.insert(plan.begin() + static_cast<std::ptrdiff_t>(i),
+                {generated[i].first, GgmlType::F32, generated[i].second.shape()});
   GgufWriter writer(path, metadata, plan);
-  if (rope_freqs) writer.write(std::string(kRopeFreqs), *rope_freqs);
+  for (const auto& [name, values] : generated) writer.write(name, values);
   for (const Planned& p : planned) {
     const GgufTensorType& tt = p.type;
     with_context(fmt::format("{}: tensor {}", path, quote(tt.hf_name)), [&] {
       if (!gguf_is_codec_type(tt.type)) {
-        Tensor source = p.tensor->tensor;
+        Tensor source = p.source->tensor();
         const DType d = source.dtype();
         if (d != DType::F32 && d != DType::F16 && d != DType::BF16) source = source.to_f32();
         writer.write(tt.gguf_name, to_gguf_layout(*p.rule, source, config));
         return;
       }
       Tensor rows;
-      if (const auto b = options.blocks.find(tt.hf_name); b != options.blocks.end()) {
+      if (const auto b = source_blocks(*p.source, options)) {
         // Given in [out, in] orientation: only the q/k permutation applies.
-        rows = p.rule->transform == Transform::Transpose ? b->second.rows
-                                                         : to_gguf_layout(*p.rule, b->second.rows, config);
+        rows = p.rule->transform == Transform::Transpose ? b->rows : to_gguf_layout(*p.rule, b->rows, config);
       } else {
-        const auto imp = options.importance.find(tt.hf_name);
+        // A fused projection's parts read one input: any part's importance is the fused one's.
+        const auto imp = options.importance.find(p.source->parts.front()->name);
         const std::span<const float> importance =
             imp == options.importance.end() ? std::span<const float>() : std::span<const float>(imp->second);
-        rows = gguf_quantize_matrix(tt.type, to_gguf_layout(*p.rule, p.tensor->tensor.to_f32(), config), importance);
+        rows = gguf_quantize_matrix(tt.type, to_gguf_layout(*p.rule, p.source->tensor().to_f32(), config), importance);
       }
       writer.write_raw(tt.gguf_name, std::span<const std::byte>(rows.bytes(), rows.nbytes()));
     });
@@ -745,7 +873,17 @@ GgufModel gguf_model_from_contents(const GgufContents& contents, const GgufModel
     // to check shapes.
     std::vector<std::pair<const GgufTensorInfo*, Resolved>> resolved;
     std::set<std::string> present;
+    std::map<std::string_view, std::vector<float>> longrope;  // kRopeFactorsShort / kRopeFactorsLong
     for (const GgufTensorInfo& info : contents.tensors) {
+      if ((info.name == kRopeFactorsShort || info.name == kRopeFactorsLong) &&
+          model::family_of(c).gguf_arch == "phi3") {
+        QF_CHECK(info.type == GgmlType::F32 && info.shape.size() == 1 && info.shape[0] == c.head_dim / 2,
+                 "{} must be a 1-D F32 tensor of head_dim / 2 = {} factors", quote(info.name), c.head_dim / 2);
+        const Tensor f = contents.tensor(info);
+        longrope[info.name == kRopeFactorsShort ? kRopeFactorsShort : kRopeFactorsLong] =
+            std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
+        continue;
+      }
       if (info.name == kRopeFreqs) {
         QF_CHECK(info.type == GgmlType::F32 && info.shape.size() == 1, "{} must be a 1-D F32 tensor",
                  quote(info.name));
@@ -763,6 +901,24 @@ GgufModel gguf_model_from_contents(const GgufContents& contents, const GgufModel
                c.n_layers);
       resolved.emplace_back(&info, *r);
       present.insert(info.name);
+    }
+    if (!longrope.empty()) {
+      QF_CHECK(longrope.size() == 2, "{} needs {} beside it", quote(longrope.begin()->first),
+               quote(longrope.begin()->first == kRopeFactorsShort ? kRopeFactorsLong : kRopeFactorsShort));
+      const std::string arch = contents.metadata.get<std::string>("general.architecture");
+      const std::string orig_key = arch + ".rope.scaling.original_context_length";
+      nlohmann::json r = {{"rope_type", "longrope"},
+                          {"short_factor", factor_list(longrope.at(kRopeFactorsShort))},
+                          {"long_factor", factor_list(longrope.at(kRopeFactorsLong))},
+                          {"original_max_position_embeddings",
+                           contents.metadata.contains(orig_key) ? get_count(contents.metadata, orig_key)
+                                                                : c.max_positions}};
+      c.rope_scaling = r;
+      // Kept only when it is not the default the factor sets imply anyway.
+      if (const std::string key = arch + ".rope.scaling.attn_factor"; contents.metadata.contains(key)) {
+        const double given = contents.metadata.get_float(key), implied = model::longrope_attention_factor(c);
+        if (std::abs(given - implied) > 1e-6 * implied) c.rope_scaling["attention_factor"] = given;
+      }
     }
     c.tie_embeddings = !present.contains("output.weight");
     if (model::family_of(c).biases.qkv == model::BiasRule::IfAttentionBias)

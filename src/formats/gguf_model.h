@@ -121,11 +121,14 @@ struct GgufModelWriteOptions {
 // options, in the order given (tied lm_head and dropped buffers left out),
 // with the recipe's fallback notices.
 struct GgufTensorType {
-  std::string hf_name;
+  std::string hf_name;  // the file's tensor in HF terms (Phi-3: self_attn.qkv_proj.weight)
   std::string gguf_name;
   Shape gguf_shape;  // row-major, as stored
   GgmlType type = GgmlType::F32;
   std::string notice;
+  // The given tensors it is made of: hf_name itself, or a fused projection's
+  // parts (q_proj, k_proj, v_proj), stacked in that order.
+  std::vector<std::string> hf_parts;
 };
 std::vector<GgufTensorType> gguf_model_tensor_types(const model::ModelConfig& config,
                                                     std::span<const NamedTensor> hf_tensors,

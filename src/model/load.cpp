@@ -13,6 +13,7 @@
 #include "formats/gguf_model.h"
 #include "formats/llama2c.h"
 #include "formats/strict_json.h"
+#include "model/arch/fused_projections.h"
 #include "model/gguf_packing.h"
 #include "model/linear_layers.h"
 #include "model/model.h"
@@ -55,7 +56,8 @@ Model packed_gguf_model(const std::string& path) {
   static constexpr std::string_view kLinearSuffixes[] = {
       "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
       "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",    "attn.c_attn.weight",
-      "attn.c_proj.weight",      "mlp.c_fc.weight",         "mlp.c_proj.weight"};
+      "attn.c_proj.weight",      "mlp.c_fc.weight",         "mlp.c_proj.weight",       "self_attn.qkv_proj.weight",
+      "mlp.gate_up_proj.weight"};
   formats::GgufModelReadOptions ro;
   std::vector<std::string> fallbacks;
   ro.keep_blocks = [&fallbacks](formats::GgmlType type, const std::string& hf_name) {
@@ -72,10 +74,16 @@ Model packed_gguf_model(const std::string& path) {
   if (!fallbacks.empty())
     fmt::print(stderr, "note: {}: {} linear layer(s) have no integer kernel and run dequantized to f32, e.g. {}\n",
                path, fallbacks.size(), fallbacks.front());
-  // Packed weights are named without GPT-2's "transformer." prefix (build_model's `external`).
+  // Packed weights are named without GPT-2's "transformer." prefix (build_model's
+  // `external`), and fused projections (Phi-3's attn_qkv) as their parts: block
+  // rows split like float rows.
   std::map<std::string, formats::GgufBlocks> packed;
-  for (auto& [name, blocks] : g.blocks)
-    packed.emplace(name.starts_with("transformer.") ? name.substr(12) : name, std::move(blocks));
+  for (auto& [name, blocks] : g.blocks) {
+    const std::vector<formats::NamedTensor> one{{name, blocks.rows}};
+    for (const formats::NamedTensor& part : split_fused_projections(g.config, one))
+      packed.emplace(part.name.starts_with("transformer.") ? part.name.substr(12) : part.name,
+                     formats::GgufBlocks{blocks.type, part.tensor});
+  }
   std::set<std::string> external;
   for (const auto& entry : packed) external.insert(entry.first);
   Model m = build_model(std::move(g.config), g.tensors, path, external);

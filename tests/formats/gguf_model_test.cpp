@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "core/float_formats.h"
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
+#include "model/arch/fused_projections.h"
 #include "model/rope.h"
 #include "test_util.h"
 
@@ -370,6 +372,60 @@ TEST(GgufModel, Llama3RopeTravelsAsFrequencyDivisors) {
   std::vector<float> odd(32, 1.0f);
   odd[3] = 5.0f;
   expect_error([&] { model::llama3_rope_from_divisors(plain, odd); }, {"rope_freqs", "llama3"});
+}
+
+// Phi-3: the Model's q/k/v and gate/up parts are fused as llama.cpp's phi3
+// graph wants them (attn_qkv; ffn_up of 2 n_ff rows, gate first), with NEOX
+// rows (no permutation), and longrope as its two factor tensors plus the
+// attention factor and original context keys; reading splits them again.
+TEST(GgufModel, Phi3FusesProjectionsAndKeepsLongropeAsFactorTensors) {
+  TempDir dir;
+  ModelConfig config = llama_config();
+  config.model_type = "phi3";
+  config.rope_theta = 10000.0f;
+  config.rope_scaling = {{"rope_type", "longrope"},
+                         {"short_factor", {1.0, 1.25}},
+                         {"long_factor", {2.5, 6.0}},
+                         {"original_max_position_embeddings", 16}};
+  const auto tensors = llama_tensors(config, 9);
+  const auto path = dir.file("phi3.gguf");
+  write_gguf_model(path, config, tensors, nullptr, DType::F32);
+
+  const GgufContents c = read_gguf(path);
+  EXPECT_EQ(c.metadata.get<std::string>("general.architecture"), "phi3");
+  EXPECT_EQ(c.metadata.get_uint("phi3.rope.scaling.original_context_length"), 16u);
+  EXPECT_NEAR(c.metadata.get_float("phi3.rope.scaling.attn_factor"), std::sqrt(1 + std::log(2.0) / std::log(16.0)),
+              1e-6);
+  EXPECT_EQ(c.metadata.get_uint("phi3.attention.sliding_window"), 0u);
+  EXPECT_FALSE(c.metadata.contains("phi3.rope.scaling.type"));
+  EXPECT_EQ(c.tensors.front().name, "rope_factors_long.weight");
+  EXPECT_EQ(c.tensor(*c.find("rope_factors_long.weight")).to_f32_vector(), (std::vector<float>{2.5f, 6.0f}));
+  EXPECT_EQ(c.tensor(*c.find("rope_factors_short.weight")).to_f32_vector(), (std::vector<float>{1.0f, 1.25f}));
+  EXPECT_EQ(c.find("blk.0.attn_q.weight"), nullptr);
+  EXPECT_EQ(c.find("blk.0.ffn_gate.weight"), nullptr);
+  const auto named = by_name(tensors);
+  const int64_t q = config.q_dim(), kv = config.kv_dim(), ff = config.intermediate_size;
+  const Tensor qkv = c.tensor(*c.find("blk.1.attn_qkv.weight"));
+  ASSERT_EQ(qkv.shape(), (Shape{q + 2 * kv, config.hidden_size}));
+  EXPECT_EQ(row(qkv, 1), row(named.at("model.layers.1.self_attn.q_proj.weight"), 1));  // not permuted
+  EXPECT_EQ(row(qkv, q + 1), row(named.at("model.layers.1.self_attn.k_proj.weight"), 1));
+  EXPECT_EQ(row(qkv, q + kv), row(named.at("model.layers.1.self_attn.v_proj.weight"), 0));
+  const Tensor up = c.tensor(*c.find("blk.0.ffn_up.weight"));
+  ASSERT_EQ(up.shape(), (Shape{2 * ff, config.hidden_size}));
+  EXPECT_EQ(row(up, 2), row(named.at("model.layers.0.mlp.gate_proj.weight"), 2));
+  EXPECT_EQ(row(up, ff + 2), row(named.at("model.layers.0.mlp.up_proj.weight"), 2));
+
+  const GgufModel m = read_gguf_model(path);
+  EXPECT_EQ(m.config, config);
+  EXPECT_EQ(by_name(m.tensors).count("model.layers.0.self_attn.qkv_proj.weight"), 1u);
+  expect_bit_identical(tensors, model::split_fused_projections(m.config, m.tensors));
+
+  // A layer missing a part cannot be fused.
+  std::vector<NamedTensor> missing;
+  for (const auto& t : tensors)
+    if (t.name != "model.layers.1.self_attn.k_proj.weight") missing.push_back(t);
+  expect_error([&] { write_gguf_model(dir.file("bad.gguf"), config, missing, nullptr, DType::F32); },
+               {"model.layers.1.self_attn.v_proj.weight", "qkv_proj"});
 }
 
 TEST(GgufModel, Qwen2IsNotPermuted) {

@@ -326,6 +326,18 @@ TEST_F(LlamaCppJudge, EveryFamilyAgreesOnF32AndQ8_0) {
                                                                   {"original_max_position_embeddings", 32}}}})},
       {"qwen2", config("qwen2", {{"use_sliding_window", false}})},
       {"qwen3", config("qwen3", {{"head_dim", 32}})},
+      // Phi-3: fused attn_qkv and gate|up ffn_up. longrope past the original
+      // 32 positions: long factors and the attention factor (llama.cpp picks
+      // the long set because its context, 64, exceeds the original). Not
+      // named "phi3": llama.cpp's vocab loader demands Phi-3's own special
+      // tokens (<|endoftext|>, ...) of any file whose general.name says phi3.
+      {"phi_3", config("phi3", {{"pad_token_id", nullptr}})},
+      {"phi_3_longrope", config("phi3", {{"pad_token_id", nullptr},
+                                        {"original_max_position_embeddings", 32},
+                                        {"rope_parameters", {{"rope_type", "longrope"},
+                                                             {"rope_theta", 10000.0},
+                                                             {"short_factor", {1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7}},
+                                                             {"long_factor", {1.5, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 16.0}}}}})},
       // llama.cpp's gemma3: a global layer every sixth, local base 10000,
       // scores scaled by 1/sqrt(head_dim).
       {"gemma3", config("gemma3_text", {{"num_hidden_layers", 6},

@@ -70,7 +70,8 @@ void write_quantized_gguf(const GgufQuantizeRequest& r) {
     // others stay float here and are encoded by the writer.
     const auto types = formats::gguf_model_tensor_types(m.config, m.named_tensors(), options);
     std::map<std::string, formats::GgmlType> by_name;
-    for (const auto& t : types) by_name[t.hf_name] = t.type;
+    for (const auto& t : types)
+      for (const std::string& part : t.hf_parts) by_name[part] = t.type;  // Phi-3's fused q/k/v: one type
     std::vector<std::string> keep_float;
     for (const model::LinearLayer& l : model::all_linears(m.config))
       if (by_name.at(l.name + ".weight") != options.recipe->base) keep_float.push_back(l.name);
