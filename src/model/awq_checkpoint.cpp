@@ -135,6 +135,11 @@ quant::Scheme scheme_of(const IntLayer& l, const AwqParams& p, bool f16_scales) 
   return s;
 }
 
+// Phi-3's qkv_proj / gate_up_proj: parts side by side along the output columns.
+const FuseAxes kAwqFuseAxes = {{".qweight", FuseAxis::Cols}, {".qzeros", FuseAxis::Cols},
+                               {".scales", FuseAxis::Cols},  {".weight", FuseAxis::Rows},
+                               {".bias", FuseAxis::Rows}};
+
 }  // namespace
 
 void save_awq_folder(const std::string& dir, const QuantizedModel& qm, const tokenizer::Vocab& vocab,
@@ -167,9 +172,12 @@ void save_awq_folder(const std::string& dir, const QuantizedModel& qm, const tok
   for (const auto& [name, t] : packed) names.insert(name);
   // Layers the model keeps in float (--skip) must be skipped by loaders too.
   for (std::string& name : float_linears(qm)) not_converted.push_back(std::move(name));
-  const std::vector<formats::NamedTensor> tensors =
-      tensors_replacing_linears(with_floats, names, [&](const std::string& name) { return packed.at(name); });
+  const std::vector<formats::NamedTensor> tensors = fuse_checkpoint_projections(
+      qm.model.config,
+      tensors_replacing_linears(with_floats, names, [&](const std::string& name) { return packed.at(name); }),
+      kAwqFuseAxes);
   if (rounded) notice("AWQ stores fp16 scales: F32 scales were rounded to the nearest fp16 value");
+  not_converted = checkpoint_module_names(qm.model.config, not_converted.get<std::vector<std::string>>());
   const json qc = {{"quant_method", "awq"},
                    {"bits", kBits},
                    {"group_size", group_size},
@@ -190,7 +198,7 @@ QuantizedModel load_awq_folder(const std::string& path) {
     return parse_awq_params(*qc);
   });
   std::string weights_file;
-  TensorPool pool(read_folder_tensors(folder, &weights_file));
+  TensorPool pool(split_checkpoint_projections(mc, read_folder_tensors(folder, &weights_file), kAwqFuseAxes));
   QuantizedModel qm;
   qm.info = {{"imported_from", "awq"}};
   std::set<std::string> external;

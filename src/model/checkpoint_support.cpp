@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 #include <utility>
 
@@ -13,6 +14,7 @@
 #include "formats/checkpoint.h"
 #include "formats/safetensors.h"
 #include "formats/strict_json.h"
+#include "model/arch/fused_projections.h"
 #include "model/save.h"
 #include "quant/packing.h"
 
@@ -385,5 +387,197 @@ std::vector<float> scales_of(const std::string& name, const Tensor& t, const Sha
 }
 
 void notice(const std::string& line) { fmt::print(stderr, "qforge: note: {}\n", line); }
+
+}  // namespace qf::model
+
+namespace qf::model {
+namespace {
+
+// A tensor name split as "<module><suffix>" for a suffix in `axes`, where
+// the module is a fused projection's part (or, with `fused`, the fused one).
+struct FusedTensorName {
+  std::string layer_prefix;  // "model.layers.3."
+  const FusedProjection* projection = nullptr;
+  size_t part = 0;  // index in the projection (part names only)
+  std::string suffix;
+};
+
+std::optional<FusedTensorName> parse_fused_tensor(const ModelConfig& c, const std::string& name, const FuseAxes& axes,
+                                                  bool fused) {
+  constexpr std::string_view kPrefix = "model.layers.";
+  if (!name.starts_with(kPrefix)) return std::nullopt;
+  const size_t dot = name.find('.', kPrefix.size());
+  if (dot == std::string::npos) return std::nullopt;
+  const std::string prefix = name.substr(0, dot + 1);
+  const std::string_view rest = std::string_view(name).substr(dot + 1);
+  for (const FusedProjection& f : fused_projections(c)) {
+    auto try_module = [&](std::string_view module, size_t part) -> std::optional<FusedTensorName> {
+      if (!rest.starts_with(module)) return std::nullopt;
+      const std::string suffix(rest.substr(module.size()));
+      if (!axes.count(suffix)) return std::nullopt;
+      return FusedTensorName{prefix, &f, part, suffix};
+    };
+    if (fused) {
+      if (auto n = try_module(f.name, 0)) return n;
+    } else {
+      for (size_t i = 0; i < f.part_list().size(); ++i)
+        if (auto n = try_module(f.part_list()[i].name, i)) return n;
+    }
+  }
+  return std::nullopt;
+}
+
+// Column blocks [begin, begin + count) of a 2-D tensor, as an owning copy.
+Tensor slice_cols(const Tensor& t, int64_t begin, int64_t count) {
+  const int64_t rows = t.dim(0), cols = t.dim(1);
+  const size_t es = dtype_size(t.dtype());
+  Tensor out = Tensor::zeros(t.dtype(), {rows, count});
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(out.mutable_bytes() + static_cast<size_t>(r * count) * es,
+                t.bytes() + static_cast<size_t>(r * cols + begin) * es, static_cast<size_t>(count) * es);
+  return out;
+}
+
+Tensor concat_cols(const std::vector<Tensor>& parts) {
+  const int64_t rows = parts.front().dim(0);
+  int64_t cols = 0;
+  for (const Tensor& p : parts) cols += p.dim(1);
+  const size_t es = dtype_size(parts.front().dtype());
+  Tensor out = Tensor::zeros(parts.front().dtype(), {rows, cols});
+  int64_t at = 0;
+  for (const Tensor& p : parts) {
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(out.mutable_bytes() + static_cast<size_t>(r * cols + at) * es,
+                  p.bytes() + static_cast<size_t>(r * p.dim(1)) * es, static_cast<size_t>(p.dim(1)) * es);
+    at += p.dim(1);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string checkpoint_module_name(const ModelConfig& c, const std::string& module) {
+  const auto loc = fused_location(c, module + ".weight");
+  return loc ? loc->fused_name.substr(0, loc->fused_name.size() - 7) : module;
+}
+
+std::vector<std::string> checkpoint_module_names(const ModelConfig& c, const std::vector<std::string>& modules) {
+  std::vector<std::string> out;
+  for (const std::string& m : modules) {
+    std::string name = checkpoint_module_name(c, m);
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
+  }
+  return out;
+}
+
+std::vector<formats::NamedTensor> fuse_checkpoint_projections(const ModelConfig& c,
+                                                              const std::vector<formats::NamedTensor>& tensors,
+                                                              const FuseAxes& axes) {
+  if (fused_projections(c).empty()) return tensors;
+  std::map<std::string, const Tensor*> by_name;
+  for (const formats::NamedTensor& nt : tensors) by_name.emplace(nt.name, &nt.tensor);
+  std::vector<formats::NamedTensor> out;
+  for (const formats::NamedTensor& nt : tensors) {
+    const auto n = parse_fused_tensor(c, nt.name, axes, false);
+    if (!n) {
+      out.push_back(nt);
+      continue;
+    }
+    const auto parts = n->projection->part_list();
+    const std::string fused_name = n->layer_prefix + std::string(n->projection->name) + n->suffix;
+    if (n->part != 0) {
+      QF_CHECK(by_name.count(n->layer_prefix + std::string(parts[0].name) + n->suffix),
+               "{} stores \"{}\" fused into {} with \"{}{}{}\", which is missing: quantize the parts alike",
+               c.model_type, nt.name, fused_name, n->layer_prefix, parts[0].name, n->suffix);
+      continue;  // stacked with the first part
+    }
+    std::vector<Tensor> stack;
+    std::vector<int64_t> rows;
+    for (const ProjectionPart& p : parts) {
+      const std::string part_name = n->layer_prefix + std::string(p.name) + n->suffix;
+      const auto it = by_name.find(part_name);
+      QF_CHECK(it != by_name.end(),
+               "{} stores {}'s parts fused, but \"{}\" has no \"{}\" beside \"{}\": quantize the parts alike",
+               c.model_type, n->layer_prefix + std::string(n->projection->name), part_name, n->suffix, nt.name);
+      QF_CHECK(it->second->dtype() == nt.tensor.dtype(), "\"{}\" is {} but \"{}\" is {}: the fused {} has one dtype",
+               part_name, dtype_name(it->second->dtype()), nt.name, dtype_name(nt.tensor.dtype()), fused_name);
+      stack.push_back(*it->second);
+      rows.push_back(part_rows(c, p.rows));
+    }
+    const FuseAxis axis = axes.at(n->suffix);
+    Tensor fused;
+    if (axis == FuseAxis::Same) {
+      for (const Tensor& t : stack)
+        QF_CHECK(t.shape() == stack[0].shape() && std::memcmp(t.bytes(), stack[0].bytes(), t.nbytes()) == 0,
+                 "the parts of {} differ in {}, which the fused module shares", fused_name, n->suffix);
+      fused = stack[0];
+    } else if (axis == FuseAxis::ShapeRows) {
+      fused = stack[0].clone();
+      int64_t* v = fused.mutable_data<int64_t>();
+      for (size_t i = 1; i < stack.size(); ++i) {
+        QF_CHECK(stack[i].data<int64_t>()[1] == v[1], "the parts of {} have different input widths", fused_name);
+        v[0] += stack[i].data<int64_t>()[0];
+      }
+    } else {
+      const int d = axis == FuseAxis::Rows ? 0 : 1;
+      for (size_t i = 0; i < stack.size(); ++i) {
+        QF_CHECK(stack[i].ndim() > d, "\"{}{}\" has shape {}: nothing to stack along dim {}", parts[i].name,
+                 n->suffix, shape_to_string(stack[i].shape()), d);
+        // Packed widths must scale with the rows, or words straddle two parts.
+        QF_CHECK(stack[i].dim(d) * rows[0] == stack[0].dim(d) * rows[i],
+                 "the parts of {} pack to widths {} and {} for {} and {} rows: the fused module cannot hold them "
+                 "(each part's rows times bits must fill whole 32-bit words)",
+                 fused_name, stack[0].dim(d), stack[i].dim(d), rows[0], rows[i]);
+      }
+      fused = d == 0 ? concat_rows(stack) : concat_cols(stack);
+    }
+    out.push_back({fused_name, fused});
+  }
+  return out;
+}
+
+std::vector<formats::NamedTensor> split_checkpoint_projections(const ModelConfig& c,
+                                                               const std::vector<formats::NamedTensor>& tensors,
+                                                               const FuseAxes& axes) {
+  if (fused_projections(c).empty()) return tensors;
+  std::vector<formats::NamedTensor> out;
+  for (const formats::NamedTensor& nt : tensors) {
+    const auto n = parse_fused_tensor(c, nt.name, axes, true);
+    if (!n) {
+      out.push_back(nt);
+      continue;
+    }
+    const auto parts = n->projection->part_list();
+    int64_t total = 0;
+    for (const ProjectionPart& p : parts) total += part_rows(c, p.rows);
+    const FuseAxis axis = axes.at(n->suffix);
+    const int d = axis == FuseAxis::Cols ? 1 : 0;
+    if (axis == FuseAxis::Rows || axis == FuseAxis::Cols)
+      QF_CHECK(nt.tensor.ndim() > d && (nt.tensor.dim(d) * part_rows(c, parts[0].rows)) % total == 0,
+               "tensor \"{}\" has shape {}, which does not split into the {} parts", nt.name,
+               shape_to_string(nt.tensor.shape()), n->projection->name);
+    if (axis == FuseAxis::ShapeRows)
+      QF_CHECK(nt.tensor.dtype() == DType::I64 && nt.tensor.numel() == 2 && nt.tensor.data<int64_t>()[0] == total,
+               "tensor \"{}\" must be an I64 [out, in] with out = {}", nt.name, total);
+    int64_t at = 0;
+    for (const ProjectionPart& p : parts) {
+      const int64_t rows = part_rows(c, p.rows);
+      const std::string name = n->layer_prefix + std::string(p.name) + n->suffix;
+      Tensor part;
+      if (axis == FuseAxis::Same) {
+        part = nt.tensor;
+      } else if (axis == FuseAxis::ShapeRows) {
+        part = nt.tensor.clone();
+        part.mutable_data<int64_t>()[0] = rows;
+      } else {
+        const int64_t width = nt.tensor.dim(d) * rows / total;
+        part = d == 0 ? nt.tensor.slice_rows(at, width) : slice_cols(nt.tensor, at, width);
+        at += width;
+      }
+      out.push_back({name, part});
+    }
+  }
+  return out;
+}
 
 }  // namespace qf::model

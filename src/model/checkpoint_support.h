@@ -137,4 +137,34 @@ std::vector<float> scales_of(const std::string& name, const Tensor& t, const Sha
 // (a layer kept in float, scales rounded).
 void notice(const std::string& line);
 
+// Phi-3 style fused projections in the GPTQ / AWQ / compressed-tensors
+// layouts transformers loads: a checkpoint module "model.layers.N.self_attn.
+// qkv_proj" holds q, k and v, so each of its tensors (".qweight", ".scales",
+// ...) is its parts' tensors stacked along one axis. The model keeps the
+// parts (model/arch/fused_projections.h); these fuse and split at the file.
+enum class FuseAxis {
+  Rows,       // stacked along dim 0 ([out, ...] tensors, biases)
+  Cols,       // stacked along dim 1 ([..., out] tensors: GPTQ/AWQ qweight, scales, qzeros)
+  Same,       // one value shared by every part (GPTQ g_idx of one Hessian): must agree
+  ShapeRows,  // an I64 [out, in] shape record: outs add up
+};
+// Tensor suffix after the module name (".qweight") -> how parts stack.
+using FuseAxes = std::map<std::string, FuseAxis>;
+
+// The checkpoint module a model module is stored in: the fused one for a part
+// ("...q_proj" -> "...qkv_proj"), else itself; and a list of them, each once.
+std::string checkpoint_module_name(const ModelConfig& c, const std::string& module);
+std::vector<std::string> checkpoint_module_names(const ModelConfig& c, const std::vector<std::string>& modules);
+// Every complete set of part tensors fused in the first part's place. A part
+// whose tensors differ in kind from its siblings' (one quantized, one float;
+// different schemes) or a packed width not proportional to the parts' rows is
+// a qf::Error naming it: the fused module has one layout.
+std::vector<formats::NamedTensor> fuse_checkpoint_projections(const ModelConfig& c,
+                                                              const std::vector<formats::NamedTensor>& tensors,
+                                                              const FuseAxes& axes);
+// The inverse, for the readers: fused tensors become their parts' (copies).
+std::vector<formats::NamedTensor> split_checkpoint_projections(const ModelConfig& c,
+                                                               const std::vector<formats::NamedTensor>& tensors,
+                                                               const FuseAxes& axes);
+
 }  // namespace qf::model

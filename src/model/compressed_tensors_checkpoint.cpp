@@ -236,6 +236,12 @@ quant::Scheme scheme_of(const IntLayer& l, const WeightArgs& a, DType scale_dtyp
   return s;
 }
 
+// Phi-3's qkv_proj / gate_up_proj: [out, ...] tensors stacked by rows (the
+// zero points are packed along out, so each part must fill whole words).
+const FuseAxes kCtFuseAxes = {{".weight_packed", FuseAxis::Rows},     {".weight_scale", FuseAxis::Rows},
+                              {".weight_zero_point", FuseAxis::Rows}, {".weight_shape", FuseAxis::ShapeRows},
+                              {".weight", FuseAxis::Rows},            {".bias", FuseAxis::Rows}};
+
 }  // namespace
 
 void save_compressed_tensors_folder(const std::string& dir, const QuantizedModel& qm, const tokenizer::Vocab& vocab,
@@ -262,15 +268,18 @@ void save_compressed_tensors_folder(const std::string& dir, const QuantizedModel
   json config_groups = json::object();
   int index = 0;
   for (const auto& [key, g] : groups) {
-    config_groups[fmt::format("group_{}", index++)] = {{"targets", by_class ? json::array({"Linear"}) : json(g.second)},
+    config_groups[fmt::format("group_{}", index++)] = {{"targets", by_class ? json::array({"Linear"})
+                                                                          : json(checkpoint_module_names(
+                                                                                qm.model.config, g.second))},
                                                        {"weights", weights_json(g.first)},
                                                        {"input_activations", nullptr},
                                                        {"output_activations", nullptr},
                                                        {"format", kPackQuantized}};
   }
-  json ignore = json::array({"lm_head"});
+  std::vector<std::string> ignore = {"lm_head"};
   for (const auto& [name, l] : known)
     if (!by_name.count(name)) ignore.push_back(name);
+  ignore = checkpoint_module_names(qm.model.config, ignore);
   std::map<std::string, std::vector<formats::NamedTensor>> packed;
   std::set<std::string> names;
   // Plain loop variables, not structured bindings: clang 14 (the fuzz build)
@@ -282,8 +291,10 @@ void save_compressed_tensors_folder(const std::string& dir, const QuantizedModel
     names.insert(name);
   }
   const Model stored = with_bias_groups(qm.model);
-  const std::vector<formats::NamedTensor> tensors =
-      tensors_replacing_linears(stored, names, [&](const std::string& name) { return packed.at(name); });
+  const std::vector<formats::NamedTensor> tensors = fuse_checkpoint_projections(
+      qm.model.config,
+      tensors_replacing_linears(stored, names, [&](const std::string& name) { return packed.at(name); }),
+      kCtFuseAxes);
   const json qc = {{"quant_method", kMethod},
                    {"format", kPackQuantized},
                    {"quantization_status", "compressed"},
@@ -307,17 +318,20 @@ QuantizedModel load_compressed_tensors_folder(const std::string& path) {
     return parse_config(*qc);
   });
   std::string weights_file;
-  TensorPool pool(read_folder_tensors(folder, &weights_file));
+  TensorPool pool(split_checkpoint_projections(mc, read_folder_tensors(folder, &weights_file), kCtFuseAxes));
   QuantizedModel qm;
   qm.info = {{"imported_from", kMethod}};
   std::set<std::string> external;
   with_context(weights_file, [&] {
     for (const LinearLayer& l : all_linears(mc)) {
-      const bool ignored = with_context(config_file, [&] { return any_matches(ignore, l, "ignore"); });
+      // Targets and ignore name the checkpoint's modules (Phi-3: qkv_proj, not q_proj).
+      LinearLayer module = l;
+      module.name = checkpoint_module_name(mc, l.name);
+      const bool ignored = with_context(config_file, [&] { return any_matches(ignore, module, "ignore"); });
       const Group* group = nullptr;
       if (!ignored) {
         for (const Group& g : groups) {
-          if (with_context(config_file, [&] { return any_matches(g.targets, l, "targets"); })) {
+          if (with_context(config_file, [&] { return any_matches(g.targets, module, "targets"); })) {
             group = &g;
             break;
           }

@@ -53,6 +53,12 @@ GptqParams common_params(const QuantizedModel& qm) {
 }
 
 // GPTQModel's "dynamic" rules: "-:" + a regex skips the modules it matches.
+// Phi-3's qkv_proj / gate_up_proj: parts side by side along the output
+// columns; one g_idx (q, k and v read one input, so GPTQ's act-order is shared).
+const FuseAxes kGptqFuseAxes = {{".qweight", FuseAxis::Cols}, {".qzeros", FuseAxis::Cols},
+                                {".scales", FuseAxis::Cols},  {".g_idx", FuseAxis::Same},
+                                {".weight", FuseAxis::Rows},  {".bias", FuseAxis::Rows}};
+
 std::string skip_rule(const std::string& name) {
   std::string escaped;
   for (char c : name) {
@@ -255,10 +261,12 @@ void save_gptq_folder(const std::string& dir, const QuantizedModel& qm, const to
   for (const auto& [name, t] : packed) names.insert(name);
   // Layers the model keeps in float (--skip) must be skipped by loaders too.
   for (std::string& name : float_linears(qm)) float_layers.push_back(std::move(name));
-  const std::vector<formats::NamedTensor> tensors =
-      tensors_replacing_linears(with_floats, names, [&](const std::string& name) { return packed.at(name); });
+  const std::vector<formats::NamedTensor> tensors = fuse_checkpoint_projections(
+      qm.model.config,
+      tensors_replacing_linears(with_floats, names, [&](const std::string& name) { return packed.at(name); }),
+      kGptqFuseAxes);
   if (rounded) notice("GPTQ stores fp16 scales: F32 scales were rounded to the nearest fp16 value");
-  const json qc = gptq_config(p, float_layers);
+  const json qc = gptq_config(p, checkpoint_module_names(qm.model.config, float_layers));
   write_quantized_folder(dir, stored, qc, tensors, vocab, source, {{"quantize_config.json", qc}});
 }
 
@@ -273,7 +281,7 @@ QuantizedModel load_gptq_folder(const std::string& path) {
     return with_context(qc_file, [&] { return parse_gptq_params(qc); });
   });
   std::string weights_file;
-  TensorPool pool(read_folder_tensors(folder, &weights_file));
+  TensorPool pool(split_checkpoint_projections(mc, read_folder_tensors(folder, &weights_file), kGptqFuseAxes));
 
   QuantizedModel qm;
   qm.info = {{"imported_from", "gptq"}};

@@ -18,6 +18,7 @@
 #include "core/float_formats.h"
 #include "formats/int32_packing.h"
 #include "formats/safetensors.h"
+#include "model/arch/fused_projections.h"
 #include "model/awq_checkpoint.h"
 #include "model/compressed_tensors_checkpoint.h"
 #include "model/gptq_checkpoint.h"
@@ -124,6 +125,15 @@ Model llama_model(uint64_t seed) {
                      testing::random_llama_tensors(d, seed), "mem");
 }
 
+// Phi-3: Llama's shapes, stored with fused qkv_proj and gate_up_proj.
+Model phi3_model(uint64_t seed) {
+  const testing::LlamaDims d = llama_dims();
+  json config = json::parse(testing::llama_config_json(d));
+  config["model_type"] = "phi3";
+  config["pad_token_id"] = nullptr;
+  return build_model(ModelConfig::from_hf_json(config, "mem"), testing::random_llama_tensors(d, seed), "mem");
+}
+
 Model gpt2_model(uint64_t seed) {
   testing::Gpt2Dims d;
   d.hidden = 64;
@@ -214,6 +224,35 @@ TEST_P(RoundTrip, Gpt2Conv1dLayersToo) {
   expect_round_trip(quantize_all(gpt2_model(12), GetParam().scheme), GetParam().format, tmp);
 }
 
+// compressed-tensors packs 3-bit zero points ten to a word along the output
+// rows: q's 64 rows and k's 32 fill no whole words, so no fused module holds them.
+bool fused_zero_points_straddle_words(const Case& c) {
+  return c.format == QuantizedFormat::CompressedTensors && c.scheme.starts_with("int3") &&
+         c.scheme.find("asym") != std::string::npos;
+}
+
+// The checkpoint holds qkv_proj / gate_up_proj modules (what transformers'
+// Phi3 builds), read back into the same parts.
+TEST_P(RoundTrip, Phi3FusedProjectionsToo) {
+  TempDir tmp;
+  const QuantizedModel qm = quantize_all(phi3_model(16), GetParam().scheme);
+  if (fused_zero_points_straddle_words(GetParam())) {
+    expect_error([&] { save_quantized(GetParam().format, tmp.file("ct"), qm, tokenizer::Vocab{}, tokenizer_source(tmp)); },
+                 {"qkv_proj.weight_zero_point", "cannot hold them"});
+    return;
+  }
+  expect_round_trip(qm, GetParam().format, tmp);
+  const formats::SafetensorsContents c =
+      formats::read_safetensors(tmp.file(std::string(quantized_format_name(GetParam().format))) + "/model.safetensors");
+  bool fused = false, parts = false;
+  for (const auto& nt : c.tensors) {
+    fused = fused || nt.name.starts_with("model.layers.1.self_attn.qkv_proj.");
+    parts = parts || nt.name.find("q_proj.") != std::string::npos || nt.name.find("gate_proj.") != std::string::npos;
+  }
+  EXPECT_TRUE(fused);
+  EXPECT_FALSE(parts);
+}
+
 std::vector<Case> cases() {
   std::vector<Case> out;
   for (const char* s : {"int2:g32:f16scale", "int3:g32:asym:f16scale", "int4:g32:f16scale", "int4:g16:asym:f16scale",
@@ -278,6 +317,13 @@ TEST(InteropCheckpoint, GptqV1StoresZeroMinusOneWrapping) {
 // An independent reader: numpy unpacks our files the way AutoGPTQ, AutoAWQ and
 // compressed-tensors do and must get our dequantized weights bit for bit.
 
+void expect_numpy_agrees(const std::string& dir, const std::string& ours, size_t layers) {
+  const test::ShellResult r = test::run_shell(test::numpy_python() + " " + QF_SOURCE_DIR +
+                                              "/tests/model/interop_reference.py " + dir + " " + ours + " 2>&1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "ok " + std::to_string(layers) + "\n");
+}
+
 class NumpyReference : public ::testing::TestWithParam<Case> {};
 
 TEST_P(NumpyReference, UnpacksOurFilesToOurWeights) {
@@ -289,11 +335,23 @@ TEST_P(NumpyReference, UnpacksOurFilesToOurWeights) {
   std::vector<formats::NamedTensor> ours;
   for (const QuantizedLinear& ql : qm.linears) ours.push_back({ql.name, quant::dequantize(ql.weight)});
   formats::write_safetensors(tmp.file("ours.safetensors"), ours);
-  const test::ShellResult r = test::run_shell(test::numpy_python() + " " + QF_SOURCE_DIR +
-                                              "/tests/model/interop_reference.py " + dir + " " +
-                                              tmp.file("ours.safetensors") + " 2>&1");
-  EXPECT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(r.output, "ok " + std::to_string(qm.linears.size()) + "\n");
+  expect_numpy_agrees(dir, tmp.file("ours.safetensors"), qm.linears.size());
+}
+
+// Phi-3's fused modules unpacked by numpy as whole modules: our parts' weights, stacked.
+TEST_P(NumpyReference, UnpacksFusedPhi3ModulesToOurStackedParts) {
+  if (test::numpy_python().empty()) GTEST_SKIP() << "no python3 with numpy";
+  if (fused_zero_points_straddle_words(GetParam())) GTEST_SKIP() << "refused by the writer (RoundTrip checks it)";
+  TempDir tmp;
+  const QuantizedModel qm = quantize_all(phi3_model(42), GetParam().scheme);
+  const std::string dir = tmp.file("ckpt");
+  save_quantized(GetParam().format, dir, qm, tokenizer::Vocab{}, tokenizer_source(tmp));
+  std::vector<formats::NamedTensor> ours;
+  for (const QuantizedLinear& ql : qm.linears) ours.push_back({ql.name + ".weight", quant::dequantize(ql.weight)});
+  ours = fuse_projections(qm.model.config, ours);
+  for (auto& nt : ours) nt.name.resize(nt.name.size() - 7);  // module names, as the reference expects
+  formats::write_safetensors(tmp.file("ours.safetensors"), ours);
+  expect_numpy_agrees(dir, tmp.file("ours.safetensors"), ours.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, NumpyReference, ::testing::ValuesIn(cases()), case_name);
