@@ -43,12 +43,13 @@ const float* f32(const Tensor& t, const char* what, const std::string& source) {
 struct Network::Tape {
   int64_t B = 0, T = 0;
   std::vector<float> x, xn1, a1, q, k, v, qkv, probs, att, a2, x1, xn2, a3, g, u, h, a4;
+  std::vector<float> q_raw, k_raw;  // q and k before their per-head norms (BlockSpec::qk_norm)
   // backward scratch
   std::vector<float> d1, d2, datt, dq, dk, dv, dqkv, dg, du, dh;
   uint64_t bytes() const {
     size_t n = 0;
     for (const auto* buf : {&x, &xn1, &a1, &q, &k, &v, &qkv, &probs, &att, &a2, &x1, &xn2, &a3, &g, &u, &h, &a4, &d1,
-                          &d2, &datt, &dq, &dk, &dv, &dqkv, &dg, &du, &dh})
+                          &d2, &datt, &dq, &dk, &dv, &dqkv, &dg, &du, &dh, &q_raw, &k_raw})
       n += buf->capacity();
     return n * sizeof(float);
   }
@@ -66,11 +67,11 @@ Network::Network(const model::Model& m, NetworkOptions options) : model_(m), opt
   // The trainer's taped ops cover the Llama and GPT-2 blocks; other parts of
   // a BlockSpec have no backward pass here yet.
   const model::BlockSpec& spec = model::block_spec(c);
-  const model::BlockSpec llama{}, gpt2 = model::find_family("gpt2")->block;
-  QF_CHECK(spec == llama || spec == gpt2,
-           "{}: quantization-aware training supports the Llama, Mistral, Qwen2 and GPT-2 blocks; {} has{}{}{}{} "
+  const model::BlockSpec llama{}, qwen3{.qk_norm = true}, gpt2 = model::find_family("gpt2")->block;
+  QF_CHECK(spec == llama || spec == qwen3 || spec == gpt2,
+           "{}: quantization-aware training supports the Llama, Mistral, Qwen2/3, Phi-3 and GPT-2 blocks; {} has{}{}{} "
            "(use quantize --method gptq|awq|rtn for it)",
-           m.source, c.model_type, spec.qk_norm ? " q/k norms" : "", spec.sandwich_norms ? " sandwich norms" : "",
+           m.source, c.model_type, spec.sandwich_norms ? " sandwich norms" : "",
            spec.norm == model::NormKind::RMSPlusOne ? " (1 + w) RMSNorm" : "",
            spec.mlp == model::MlpKind::GeGLU ? " a GeGLU MLP" : "");
   QF_CHECK(c.final_softcap == 0 && c.attn_softcap == 0 && c.rope_local_theta == 0,
@@ -214,6 +215,14 @@ void Network::block_llama(int64_t l, Tape& t, const float* xin, float* y) {
   add_bias(L.bq, N, qd, q);
   add_bias(L.bk, N, kvd, k);
   add_bias(L.bv, N, kvd, v);
+  if (!L.q_norm.empty()) {  // Qwen3: an RMSNorm over each head of q and k, before RoPE
+    float* q_raw = sized(t.q_raw, N * qd);
+    float* k_raw = sized(t.k_raw, N * kvd);
+    std::memcpy(q_raw, q, static_cast<size_t>(N * qd) * sizeof(float));
+    std::memcpy(k_raw, k, static_cast<size_t>(N * kvd) * sizeof(float));
+    rms_norm_forward(q_raw, L.q_norm.data<float>(), eps, N * c.n_heads, c.head_dim, q, pf_);
+    rms_norm_forward(k_raw, L.k_norm.data<float>(), eps, N * c.n_kv_heads, c.head_dim, k, pf_);
+  }
   rope_forward(q, N, t.T, qd, c.n_heads, c.head_dim, cos_.data(), sin_.data());
   rope_forward(k, N, t.T, kvd, c.n_kv_heads, c.head_dim, cos_.data(), sin_.data());
   AttentionShape as{t.B, t.T, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window, qd, kvd};
@@ -275,6 +284,14 @@ void Network::back_llama(int64_t l, Tape& t, const float* dy, float* dx, const s
   attention_backward(as, t.q.data(), t.k.data(), t.v.data(), t.probs.data(), datt, dq, dk, dv, pf_);
   rope_backward(dq, N, t.T, qd, c.n_heads, c.head_dim, cos_.data(), sin_.data());
   rope_backward(dk, N, t.T, kvd, c.n_kv_heads, c.head_dim, cos_.data(), sin_.data());
+  if (!L.q_norm.empty()) {  // through the per-head norms, in place (the norms stay frozen)
+    std::vector<float>& scratch = t.dqkv;
+    float* tmp = sized(scratch, N * std::max(qd, kvd));
+    rms_norm_backward(t.q_raw.data(), L.q_norm.data<float>(), eps, N * c.n_heads, c.head_dim, dq, tmp, false, pf_);
+    std::memcpy(dq, tmp, static_cast<size_t>(N * qd) * sizeof(float));
+    rms_norm_backward(t.k_raw.data(), L.k_norm.data<float>(), eps, N * c.n_kv_heads, c.head_dim, dk, tmp, false, pf_);
+    std::memcpy(dk, tmp, static_cast<size_t>(N * kvd) * sizeof(float));
+  }
   float* da1 = sized(t.d2, N * H);
   linear_backward(a1, N, H, weight(l, LinearKind::Q), qd, dq, da1, false, dW(LinearKind::Q), false);
   linear_backward(a1, N, H, weight(l, LinearKind::K), kvd, dk, da1, true, dW(LinearKind::K), false);

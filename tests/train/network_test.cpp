@@ -4,6 +4,8 @@
 // the whole model under the KL loss, and the KL loss alone.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -144,6 +146,27 @@ void check_block_gradients(const model::Model& m, int64_t layer) {
 }
 
 TEST(TrainNetwork, LlamaBlockGradientsGqaRope) { check_block_gradients(model::testing::two_layer_llama_model(7), 1); }
+// Qwen3's per-head q/k RMSNorms (weights far from 1), before RoPE.
+model::Model qwen3_model() {
+  model::Model m = model::testing::two_layer_llama_model(7);
+  m.config.model_type = "qwen3";
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(0.5f, 1.5f);
+  auto norm = [&] {
+    std::vector<float> v(static_cast<size_t>(m.config.head_dim));
+    for (float& x : v) x = d(rng);
+    return Tensor::from_f32(v, {m.config.head_dim});
+  };
+  for (auto& L : m.layers) {
+    L.q_norm = norm();
+    L.k_norm = norm();
+  }
+  return m;
+}
+
+TEST(TrainNetwork, Qwen3QkNormLogitsMatchRuntime) { check_logits_match_runtime(qwen3_model()); }
+TEST(TrainNetwork, Qwen3QkNormBlockGradients) { check_block_gradients(qwen3_model(), 1); }
+
 TEST(TrainNetwork, Gpt2BlockGradients) { check_block_gradients(model::testing::random_gpt2_model({}, 11), 0); }
 
 TEST(TrainNetwork, SlidingWindowBlockGradients) {
@@ -180,6 +203,7 @@ void check_model_kl_gradients(const model::Model& m) {
 }
 
 TEST(TrainNetwork, LlamaModelKlGradients) { check_model_kl_gradients(model::testing::two_layer_llama_model(7)); }
+TEST(TrainNetwork, Qwen3ModelKlGradients) { check_model_kl_gradients(qwen3_model()); }
 TEST(TrainNetwork, Gpt2ModelKlGradients) { check_model_kl_gradients(model::testing::random_gpt2_model({}, 11)); }
 
 TEST(TrainNetwork, KlLossGradient) {
