@@ -129,7 +129,7 @@ TEST(ModelConfig, RopeScalingThatCannotBeComputedIsRefused) {
   const std::string base = R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
       "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": )";
   auto config = [&](const std::string& rope) { return [&base, rope] { parse(base + rope + "}"); }; };
-  expect_error(config(R"({"rope_type": "longrope", "factor": 2.0})"), {"longrope", "not supported", "llama3"});
+  expect_error(config(R"({"rope_type": "mrope", "factor": 2.0})"), {"mrope", "not supported", "llama3"});
   expect_error(config(R"({"rope_type": "llama3", "factor": 8.0})"), {"llama3", "low_freq_factor"});
   expect_error(config(R"({"rope_type": "linear"})"), {"linear", "factor"});
   expect_error(config(R"({"type": "dynamic", "factor": -2})"), {"dynamic", "factor"});

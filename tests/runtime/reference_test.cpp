@@ -246,8 +246,8 @@ TEST(Runtime, ContextDefaultsAndLimits) {
   expect_error([&] { Runtime(gpt2, {.context = 65}); }, {"context 65", "64 learned positions"});
 
   model::Model scaled = llama;
-  scaled.config.rope_scaling = {{"rope_type", "longrope"}, {"factor", 2.0}};
-  expect_error([&] { Runtime r(scaled); }, {"rope_scaling", "longrope", "not supported"});
+  scaled.config.rope_scaling = {{"rope_type", "mrope"}, {"factor", 2.0}};
+  expect_error([&] { Runtime r(scaled); }, {"rope_scaling", "mrope", "not supported"});
 }
 
 }  // namespace
