@@ -87,7 +87,7 @@ std::optional<FusedLocation> fused_location(const ModelConfig& c, const std::str
   for (const FusedProjection& f : fused_projections(c)) {
     int64_t row = 0;
     for (const ProjectionPart& p : f.part_list()) {
-      if (n->module == p.name) return FusedLocation{full(*n, f.name), row, &p == &f.part_list().front()};
+      if (n->module == p.name) return FusedLocation{full(*n, f.name), row, &p == &f.part_list().front(), &f};
       row += part_rows(c, p.rows);
     }
   }
@@ -112,11 +112,8 @@ std::vector<formats::NamedTensor> fuse_projections(const ModelConfig& c,
       continue;
     }
     const LayerName n = *parse(nt.name);
-    const FusedProjection* f = nullptr;
-    for (const FusedProjection& candidate : fused)
-      if (full(n, candidate.name) == loc->fused_name) f = &candidate;
     std::vector<Tensor> parts;
-    for (const ProjectionPart& p : f->part_list()) {
+    for (const ProjectionPart& p : loc->projection->part_list()) {
       const auto it = by_name.find(full(n, p.name));
       QF_CHECK(it != by_name.end(), "{} has \"{}\" but not \"{}\": {} stores them fused as {}", c.model_type, nt.name,
                full(n, p.name), c.model_type, loc->fused_name);

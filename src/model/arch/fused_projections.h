@@ -42,6 +42,7 @@ struct FusedLocation {
   std::string fused_name;
   int64_t first_row = 0;
   bool first_part = false;
+  const FusedProjection* projection = nullptr;  // the family's entry it belongs to
 };
 std::optional<FusedLocation> fused_location(const ModelConfig& c, const std::string& part_name);
 
